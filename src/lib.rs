@@ -1,0 +1,15 @@
+//! Tideline: pulls customer feedback from many sources, joins it into per-customer
+//! timelines, scores it, and tells a business how its customers feel and when that
+//! changed. See `ARCHITECTURE.md` for the map.
+
+pub mod bench;
+pub mod config;
+pub mod connectors;
+pub mod demo;
+pub mod ingest;
+pub mod model;
+pub mod outputs;
+pub mod pipeline;
+pub mod store;
+pub mod synth;
+pub mod telemetry;
