@@ -1,0 +1,337 @@
+//! Identity normalization and the exact-match customer resolution of one batch.
+//!
+//! Pure: the store looks up which identities it already knows and hands them in; this
+//! module decides which customer each interaction belongs to.
+
+use crate::model::Identity;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Normalizes an email address for matching: trims, drops a `mailto:` prefix and angle
+/// brackets, lowercases. Provider-specific rules (dots, plus tags) are not applied.
+/// Returns `None` when the text is not an address.
+pub fn normalize_email(raw: &str) -> Option<String> {
+    let s = raw.trim().trim_matches(|c| c == '<' || c == '>').trim();
+    let s = s
+        .strip_prefix("mailto:")
+        .or_else(|| s.strip_prefix("MAILTO:"))
+        .unwrap_or(s);
+    let s = s.to_lowercase();
+    let (local, domain) = s.split_once('@')?;
+    if local.is_empty()
+        || domain.len() < 3
+        || !domain.contains('.')
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+        || domain.contains('@')
+        || s.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return None;
+    }
+    Some(s)
+}
+
+/// Country calling codes for the default region of national numbers.
+fn calling_code(country: &str) -> Option<(&'static str, bool)> {
+    // (code, whether the national trunk prefix `0` is dropped after the country code)
+    let c = match country.to_ascii_uppercase().as_str() {
+        "US" | "CA" => ("1", false),
+        "GB" => ("44", true),
+        "IE" => ("353", true),
+        "DE" => ("49", true),
+        "AT" => ("43", true),
+        "CH" => ("41", true),
+        "FR" => ("33", true),
+        "BE" => ("32", true),
+        "NL" => ("31", true),
+        "LU" => ("352", false),
+        "ES" => ("34", false),
+        "PT" => ("351", false),
+        "IT" => ("39", false),
+        "PL" => ("48", false),
+        "CZ" => ("420", false),
+        "SK" => ("421", true),
+        "HU" => ("36", true),
+        "HR" => ("385", true),
+        "SI" => ("386", true),
+        "RS" => ("381", true),
+        "BA" => ("387", true),
+        "RO" => ("40", true),
+        "BG" => ("359", true),
+        "GR" => ("30", false),
+        "TR" => ("90", true),
+        "DK" => ("45", false),
+        "SE" => ("46", true),
+        "NO" => ("47", false),
+        "FI" => ("358", true),
+        "EE" => ("372", false),
+        "LV" => ("371", false),
+        "LT" => ("370", true),
+        "UA" => ("380", true),
+        "AU" => ("61", true),
+        "NZ" => ("64", true),
+        "IN" => ("91", true),
+        "JP" => ("81", true),
+        "BR" => ("55", true),
+        "MX" => ("52", false),
+        _ => return None,
+    };
+    Some(c)
+}
+
+/// Normalizes a phone number to E.164 (`+` and 8 to 15 digits).
+///
+/// International forms (`+49 30 ...`, `0049 30 ...`) need no region; national forms
+/// (`030 1234567`) use `default_country` (ISO 3166-1 alpha-2). Excel-mangled values such
+/// as `4.91701E+12` are refused rather than guessed.
+pub fn normalize_phone(raw: &str, default_country: Option<&str>) -> Option<String> {
+    let s = raw.trim();
+    if s.is_empty() || s.contains(['e', 'E']) && s.contains('+') && s.contains('.') {
+        return None;
+    }
+    // Cut an extension (`x12`, `ext. 12`, `;ext=12`).
+    let s = s.split(['x', 'X', ';', ',']).next().unwrap_or(s);
+    let s = s.split("ext").next().unwrap_or(s);
+    if s.chars().any(|c| c.is_alphabetic()) {
+        return None;
+    }
+    let plus = s.trim_start().starts_with('+');
+    let digits: String = s.chars().filter(|c| c.is_ascii_digit()).collect();
+    let e164 = if plus {
+        digits
+    } else if let Some(rest) = digits.strip_prefix("00") {
+        rest.to_string()
+    } else {
+        let (code, drop_trunk) = calling_code(default_country?)?;
+        let national = if drop_trunk {
+            digits.strip_prefix('0').unwrap_or(&digits)
+        } else {
+            &digits
+        };
+        format!("{code}{national}")
+    };
+    // A trunk `0` written after the country code (`+49 (0)30 ...`).
+    let e164 = strip_bracketed_trunk(raw, e164);
+    if !(8..=15).contains(&e164.len()) || e164.starts_with('0') {
+        return None;
+    }
+    Some(format!("+{e164}"))
+}
+
+fn strip_bracketed_trunk(raw: &str, digits: String) -> String {
+    if let Some(idx) = raw.find("(0)") {
+        let before: usize = raw[..idx].chars().filter(|c| c.is_ascii_digit()).count();
+        let before = if raw.trim_start().starts_with("00") {
+            before.saturating_sub(2)
+        } else {
+            before
+        };
+        if before > 0 && before <= digits.len() && digits.as_bytes().get(before) == Some(&b'0') {
+            let mut d = digits;
+            d.remove(before);
+            return d;
+        }
+    }
+    digits
+}
+
+/// The stable id of a customer first seen with `identity`.
+pub fn customer_id_for(identity: &Identity) -> String {
+    let digest = Sha256::digest(identity.key().as_bytes());
+    format!("cus_{}", &hex::encode(digest)[..16])
+}
+
+/// The outcome of resolving one batch.
+#[derive(Debug, Default, PartialEq)]
+pub struct Resolution {
+    /// For each input item, its customer (None when it carries no strong identity).
+    pub assignments: Vec<Option<String>>,
+    /// Customers that do not exist yet, with the identity that created them.
+    pub new_customers: BTreeMap<String, Identity>,
+    /// Identities to record, with their customer.
+    pub new_identities: BTreeMap<Identity, String>,
+    /// Existing customers to merge: (from, into). Every identity and interaction of `from`
+    /// moves to `into`.
+    pub merges: Vec<(String, String)>,
+}
+
+/// Assigns customers by exact equality of strong identities (email, phone, platform ids).
+///
+/// `items` holds each interaction's identities; `known` maps identities the store already
+/// has to their customer. Items that share an identity, directly or through other items,
+/// end up with one customer; when that joins several existing customers, they are merged
+/// into the smallest id so that the result does not depend on batch order.
+pub fn resolve(items: &[Vec<Identity>], known: &HashMap<Identity, String>) -> Resolution {
+    // Union-find over the strong identities of the batch.
+    let mut index: HashMap<&Identity, usize> = HashMap::new();
+    let mut nodes: Vec<&Identity> = Vec::new();
+    for ids in items {
+        for id in ids.iter().filter(|i| i.kind.is_strong()) {
+            index.entry(id).or_insert_with(|| {
+                nodes.push(id);
+                nodes.len() - 1
+            });
+        }
+    }
+    let mut parent: Vec<usize> = (0..nodes.len()).collect();
+    fn find(p: &mut [usize], mut x: usize) -> usize {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
+    }
+    for ids in items {
+        let mut strong = ids.iter().filter(|i| i.kind.is_strong());
+        if let Some(first) = strong.next() {
+            let a = index[first];
+            for other in strong {
+                let b = index[other];
+                let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+                if ra != rb {
+                    parent[ra] = rb;
+                }
+            }
+        }
+    }
+    // Existing customers and the smallest identity per component.
+    let mut existing: HashMap<usize, BTreeSet<String>> = HashMap::new();
+    let mut smallest: HashMap<usize, &Identity> = HashMap::new();
+    for (i, id) in nodes.iter().enumerate() {
+        let root = find(&mut parent, i);
+        if let Some(c) = known.get(*id) {
+            existing.entry(root).or_default().insert(c.clone());
+        }
+        let e = smallest.entry(root).or_insert(id);
+        if *id < *e {
+            *e = id;
+        }
+    }
+    let mut out = Resolution::default();
+    let mut customer_of_root: HashMap<usize, String> = HashMap::new();
+    let mut roots: Vec<usize> = smallest.keys().copied().collect();
+    roots.sort_unstable();
+    for root in roots {
+        let customer = match existing.get(&root) {
+            Some(set) => {
+                let mut it = set.iter();
+                let into = it.next().expect("non-empty").clone();
+                for from in it {
+                    out.merges.push((from.clone(), into.clone()));
+                }
+                into
+            }
+            None => {
+                let seed = smallest[&root];
+                let id = customer_id_for(seed);
+                out.new_customers.insert(id.clone(), seed.clone());
+                id
+            }
+        };
+        customer_of_root.insert(root, customer);
+    }
+    for (i, id) in nodes.iter().enumerate() {
+        let root = find(&mut parent, i);
+        let customer = &customer_of_root[&root];
+        if known.get(*id) != Some(customer) {
+            out.new_identities.insert((*id).clone(), customer.clone());
+        }
+    }
+    out.assignments = items
+        .iter()
+        .map(|ids| {
+            ids.iter()
+                .find(|i| i.kind.is_strong())
+                .map(|i| customer_of_root[&find(&mut parent, index[i])].clone())
+        })
+        .collect();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::IdentityKind;
+
+    fn email(s: &str) -> Identity {
+        Identity::new(IdentityKind::Email, s)
+    }
+    fn phone(s: &str) -> Identity {
+        Identity::new(IdentityKind::Phone, s)
+    }
+
+    #[test]
+    fn emails_are_trimmed_and_lowercased_but_not_folded() {
+        assert_eq!(
+            normalize_email("  Ana.Kovac@Example.COM "),
+            Some("ana.kovac@example.com".into())
+        );
+        assert_eq!(
+            normalize_email("<mailto:x+tag@ex.org>"),
+            Some("x+tag@ex.org".into())
+        );
+        assert_eq!(normalize_email("not an email"), None);
+        assert_eq!(normalize_email("a@b"), None);
+    }
+
+    #[test]
+    fn phones_become_e164() {
+        for raw in [
+            "+49 30 1234567",
+            "+49301234567",
+            "0049 30 1234567",
+            "030 1234567",
+            "+49 (0)30 1234567",
+        ] {
+            assert_eq!(
+                normalize_phone(raw, Some("DE")),
+                Some("+49301234567".into()),
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            normalize_phone("+48 22 123 45 67", None),
+            Some("+48221234567".into())
+        );
+        assert_eq!(normalize_phone("030 1234567", None), None);
+        assert_eq!(normalize_phone("4.91701E+12", Some("DE")), None);
+        assert_eq!(normalize_phone("call me", Some("DE")), None);
+    }
+
+    #[test]
+    fn shared_identities_join_within_a_batch() {
+        let items = vec![
+            vec![email("a@x.org")],
+            vec![email("a@x.org"), phone("+491111111111")],
+            vec![phone("+491111111111")],
+            vec![email("b@x.org")],
+            vec![Identity::new(IdentityKind::Name, "Ana")],
+        ];
+        let r = resolve(&items, &HashMap::new());
+        assert_eq!(r.assignments[0], r.assignments[1]);
+        assert_eq!(r.assignments[1], r.assignments[2]);
+        assert_ne!(r.assignments[0], r.assignments[3]);
+        assert_eq!(r.assignments[4], None);
+        assert_eq!(r.new_customers.len(), 2);
+        assert!(r.merges.is_empty());
+    }
+
+    #[test]
+    fn joining_two_known_customers_merges_into_the_smallest_id() {
+        let mut known = HashMap::new();
+        known.insert(email("a@x.org"), "cus_b".to_string());
+        known.insert(phone("+491111111111"), "cus_a".to_string());
+        let items = vec![vec![email("a@x.org"), phone("+491111111111")]];
+        let r = resolve(&items, &known);
+        assert_eq!(r.assignments, vec![Some("cus_a".to_string())]);
+        assert_eq!(r.merges, vec![("cus_b".to_string(), "cus_a".to_string())]);
+        assert!(r.new_customers.is_empty());
+    }
+
+    #[test]
+    fn customer_ids_do_not_depend_on_order() {
+        let a = resolve(&[vec![email("z@x.org"), email("a@x.org")]], &HashMap::new());
+        let b = resolve(&[vec![email("a@x.org"), email("z@x.org")]], &HashMap::new());
+        assert_eq!(a.assignments, b.assignments);
+    }
+}
