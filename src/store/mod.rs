@@ -1,0 +1,243 @@
+//! Storage: one [`Store`] trait, a SQLite implementation (the embedded default) and a
+//! PostgreSQL implementation (fleets), each with its own `migrations/` folder, applied at
+//! start. Both share their SQL where the dialects agree (see `sql.rs`).
+//!
+//! Writes of a batch (interactions, customers and identities, quarantined rows, progress)
+//! happen in one transaction, so a crash at any point leaves either the whole batch or
+//! none of it, and re-running an import converges on the same state.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+use crate::config::{Secret, redact_url};
+use crate::model::{Identity, Interaction, Location};
+use async_trait::async_trait;
+use serde::Serialize;
+use std::sync::Arc;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("database migration failed: {0}")]
+    Migrate(String),
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("stored data is not readable: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A row that could not be read, as it goes into quarantine.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineEntry {
+    pub source: String,
+    pub preset: String,
+    pub origin: String,
+    pub line: Option<u64>,
+    pub field: Option<String>,
+    pub expected: String,
+    pub message: String,
+    pub raw: String,
+    /// How it was imported (mapping path, location, time zone), for replay.
+    pub options: serde_json::Value,
+}
+
+/// A quarantined row as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineItem {
+    pub id: i64,
+    pub status: String,
+    pub created_at_ms: i64,
+    #[serde(flatten)]
+    pub entry: QuarantineEntry,
+}
+
+/// Everything one batch writes, committed together.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    pub interactions: Vec<Interaction>,
+    pub rejects: Vec<QuarantineEntry>,
+    /// Quarantine rows that this batch resolved by replaying them.
+    pub resolved_quarantine: Vec<i64>,
+    /// The import run this batch belongs to, whose counters advance with it.
+    pub import_run: Option<i64>,
+    /// Records read for this batch (for the import run's counters).
+    pub read: u64,
+    /// A connector cursor to advance in the same transaction.
+    pub cursor: Option<(String, String)>,
+}
+
+/// What a batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BatchOutcome {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub quarantined: u64,
+    pub new_customers: u64,
+    pub merged_customers: u64,
+}
+
+impl std::ops::AddAssign for BatchOutcome {
+    fn add_assign(&mut self, o: Self) {
+        self.inserted += o.inserted;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+        self.quarantined += o.quarantined;
+        self.new_customers += o.new_customers;
+        self.merged_customers += o.merged_customers;
+    }
+}
+
+/// An interaction as read back, with its store-assigned fields.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredInteraction {
+    pub id: i64,
+    pub customer_id: Option<String>,
+    pub revision: i64,
+    #[serde(flatten)]
+    pub interaction: Interaction,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Customer {
+    pub id: String,
+    pub display_name: Option<String>,
+    pub identities: Vec<Identity>,
+}
+
+/// A customer with how much they said and where.
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomerActivity {
+    pub customer_id: String,
+    pub display_name: Option<String>,
+    pub interactions: i64,
+    pub sources: i64,
+}
+
+/// The standard indicators of one location, each with its sample size.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LocationSummary {
+    pub location_id: Option<String>,
+    pub interactions: i64,
+    pub reviews: i64,
+    pub tickets: i64,
+    pub survey_responses: i64,
+    pub replies: i64,
+    pub customers: i64,
+    pub stars_n: i64,
+    pub stars_mean: Option<f64>,
+    pub nps_n: i64,
+    pub promoters: i64,
+    pub detractors: i64,
+    pub csat_n: i64,
+    pub csat_satisfied: i64,
+    pub ces_n: i64,
+    pub ces_agree: i64,
+    pub sentiment_n: i64,
+    pub sentiment_mean: Option<f64>,
+    pub negative: i64,
+    pub first_ms: Option<i64>,
+    pub last_ms: Option<i64>,
+    /// (language, count), most frequent first.
+    pub languages: Vec<(String, i64)>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub interactions: i64,
+    pub customers: i64,
+    pub identities: i64,
+    pub quarantine_open: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Records the configured locations (insert or update).
+    async fn put_locations(&self, locations: &[Location]) -> Result<()>;
+    async fn locations(&self) -> Result<Vec<Location>>;
+
+    /// Writes one batch in one transaction. Interactions are upserted by
+    /// (source, external_id): a known item with the same content hash is left alone, an
+    /// edited one is updated and its revision bumped, an older copy of a newer stored
+    /// item (by `updated_at`) does not overwrite it.
+    async fn write_batch(&self, batch: WriteBatch) -> Result<BatchOutcome>;
+
+    async fn start_import_run(
+        &self,
+        source: &str,
+        preset: &str,
+        origin: &str,
+        file_hash: &str,
+    ) -> Result<i64>;
+    async fn finish_import_run(&self, id: i64, status: &str) -> Result<()>;
+
+    async fn cursor(&self, source: &str) -> Result<Option<String>>;
+
+    /// The customer an identity belongs to.
+    async fn customer_by_identity(&self, identity: &Identity) -> Result<Option<String>>;
+    async fn customer(&self, id: &str) -> Result<Option<Customer>>;
+    /// The customer's interactions in time order.
+    async fn timeline(&self, customer_id: &str) -> Result<Vec<StoredInteraction>>;
+    /// Customers with the most sources and interactions.
+    async fn busiest_customers(&self, limit: i64) -> Result<Vec<CustomerActivity>>;
+
+    async fn location_summaries(&self) -> Result<Vec<LocationSummary>>;
+
+    async fn quarantine(&self, status: Option<&str>) -> Result<Vec<QuarantineItem>>;
+    /// Marks quarantined rows as dismissed or reopens them.
+    async fn set_quarantine_status(&self, ids: &[i64], status: &str) -> Result<u64>;
+
+    async fn counts(&self) -> Result<Counts>;
+
+    /// Every interaction's (source, external_id, content_hash, customer_id), sorted; for
+    /// tests and consistency checks.
+    async fn fingerprint(&self) -> Result<Vec<(String, String, String, Option<String>)>>;
+}
+
+/// Connection settings beyond the URL.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub max_connections: u32,
+    pub busy_timeout_secs: u64,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            busy_timeout_secs: 5,
+        }
+    }
+}
+
+/// Opens the store the URL names and applies its migrations.
+pub async fn connect(url: &Secret, opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
+    let u = url.expose();
+    if u.starts_with("postgres://") || u.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url, opts).await?))
+    } else if u.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, opts).await?))
+    } else {
+        Err(StoreError::Connect {
+            url: redact_url(u),
+            message: "unsupported scheme; use sqlite://PATH or postgres://...".into(),
+        })
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,49 @@
+//! PostgreSQL for fleets: several daemons share one database. Batch writes take a
+//! transaction-scoped advisory lock so that two writers resolving the same new identity
+//! cannot create two customers for it.
+
+use crate::config::{Secret, redact_url};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Advisory lock key that serializes identity resolution across writers.
+const IDENTITY_LOCK: i64 = 0x7469_6465_6c69;
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: sqlx::PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &Secret, opts: &ConnectOptions) -> Result<Self> {
+        let u = url.expose();
+        let connect_err = |message: String| StoreError::Connect {
+            url: redact_url(u),
+            message,
+        };
+        let options = PgConnectOptions::from_str(u).map_err(|e| connect_err(e.to_string()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(Duration::from_secs(opts.busy_timeout_secs.max(5)))
+            .connect_with(options)
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
+        sqlx::migrate!("migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Migrate(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(IDENTITY_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+}
+
+super::sql::impl_store!(PgStore, sqlx::Postgres, "postgres");

@@ -1,0 +1,677 @@
+//! The SQL both backends share. SQLite and PostgreSQL agree on `$n` parameters,
+//! `ON CONFLICT ... DO UPDATE`, `excluded` and `RETURNING`, so the [`Store`] methods are
+//! written once here and instantiated per backend by `impl_store!`. What differs (pool
+//! setup, how a write transaction begins, migrations) lives in `sqlite.rs` and
+//! `postgres.rs`.
+//!
+//! [`Store`]: super::Store
+
+/// Columns of `interactions` in the order the upsert binds them.
+pub(super) const INTERACTION_COLUMNS: &str = "source, external_id, kind, parent_external_id, \
+    occurred_at_ms, updated_at_ms, location_id, customer_id, author_name, identities, text, \
+    language, language_confidence, stars, nps, csat, csat_scale, csat_satisfied, ces, \
+    ces_scale, ces_agrees, status, sentiment, sentiment_label, sentiment_confidence, \
+    sentiment_model, url, raw, content_hash, revision, first_seen_ms, last_changed_ms";
+
+/// Binds per interaction row; the statement size stays under both backends' limits.
+pub(super) const ROWS_PER_STATEMENT: usize = 200;
+
+pub(super) const UPSERT_TAIL: &str = " ON CONFLICT (source, external_id) DO UPDATE SET \
+    kind = excluded.kind, parent_external_id = excluded.parent_external_id, \
+    occurred_at_ms = excluded.occurred_at_ms, updated_at_ms = excluded.updated_at_ms, \
+    location_id = excluded.location_id, customer_id = excluded.customer_id, \
+    author_name = excluded.author_name, identities = excluded.identities, text = excluded.text, \
+    language = excluded.language, language_confidence = excluded.language_confidence, \
+    stars = excluded.stars, nps = excluded.nps, csat = excluded.csat, \
+    csat_scale = excluded.csat_scale, csat_satisfied = excluded.csat_satisfied, \
+    ces = excluded.ces, ces_scale = excluded.ces_scale, ces_agrees = excluded.ces_agrees, \
+    status = excluded.status, sentiment = excluded.sentiment, \
+    sentiment_label = excluded.sentiment_label, \
+    sentiment_confidence = excluded.sentiment_confidence, \
+    sentiment_model = excluded.sentiment_model, url = excluded.url, raw = excluded.raw, \
+    content_hash = excluded.content_hash, revision = interactions.revision + 1, \
+    last_changed_ms = excluded.last_changed_ms \
+    WHERE interactions.content_hash <> excluded.content_hash \
+    AND (interactions.updated_at_ms IS NULL OR excluded.updated_at_ms IS NULL \
+         OR excluded.updated_at_ms >= interactions.updated_at_ms) \
+    RETURNING revision";
+
+pub(super) const SELECT_INTERACTION: &str = "SELECT id, customer_id, revision, source, \
+    external_id, kind, parent_external_id, occurred_at_ms, updated_at_ms, location_id, \
+    author_name, identities, text, language, language_confidence, stars, nps, csat, \
+    csat_scale, csat_satisfied, ces, ces_scale, ces_agrees, status, sentiment, \
+    sentiment_label, sentiment_confidence, sentiment_model, url, raw, content_hash \
+    FROM interactions";
+
+pub(super) const LOCATION_SUMMARY: &str = "SELECT location_id, \
+    SUM(CASE WHEN kind <> 'reply' THEN 1 ELSE 0 END) AS n, \
+    SUM(CASE WHEN kind = 'review' THEN 1 ELSE 0 END) AS reviews, \
+    SUM(CASE WHEN kind = 'ticket' THEN 1 ELSE 0 END) AS tickets, \
+    SUM(CASE WHEN kind = 'survey_response' THEN 1 ELSE 0 END) AS surveys, \
+    SUM(CASE WHEN kind = 'reply' THEN 1 ELSE 0 END) AS replies, \
+    COUNT(DISTINCT customer_id) AS customers, \
+    COUNT(stars) AS stars_n, AVG(stars) AS stars_mean, \
+    COUNT(nps) AS nps_n, \
+    SUM(CASE WHEN nps >= 9 THEN 1 ELSE 0 END) AS promoters, \
+    SUM(CASE WHEN nps <= 6 THEN 1 ELSE 0 END) AS detractors, \
+    COUNT(csat_satisfied) AS csat_n, \
+    SUM(CASE WHEN csat_satisfied = 1 THEN 1 ELSE 0 END) AS csat_sat, \
+    COUNT(ces_agrees) AS ces_n, \
+    SUM(CASE WHEN ces_agrees = 1 THEN 1 ELSE 0 END) AS ces_agree, \
+    SUM(CASE WHEN kind <> 'reply' AND sentiment IS NOT NULL THEN 1 ELSE 0 END) AS sent_n, \
+    AVG(CASE WHEN kind <> 'reply' THEN sentiment END) AS sent_mean, \
+    SUM(CASE WHEN kind <> 'reply' AND sentiment_label = 'negative' THEN 1 ELSE 0 END) AS negative, \
+    MIN(occurred_at_ms) AS first_ms, MAX(occurred_at_ms) AS last_ms \
+    FROM interactions GROUP BY location_id ORDER BY location_id";
+
+/// Writes the body of `impl Store` for a backend struct with a `pool` field and a
+/// `begin_write` method.
+macro_rules! impl_store {
+    ($name:ident, $db:ty, $backend:literal) => {
+        use $crate::model::{
+            Ces, Csat, Identity, IdentityKind, Interaction, InteractionKind, Location, Sentiment,
+            SentimentLabel,
+        };
+        use $crate::pipeline::identify;
+        use $crate::store::sql::*;
+        use $crate::store::*;
+        use sqlx::Row;
+        use std::collections::HashMap;
+
+        fn opt_bool(v: Option<bool>) -> Option<i64> {
+            v.map(i64::from)
+        }
+
+        fn row_to_interaction(row: &<$db as sqlx::Database>::Row) -> Result<StoredInteraction> {
+            let kind: String = row.try_get("kind")?;
+            let kind = InteractionKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown kind `{kind}`")))?;
+            let identities: String = row.try_get("identities")?;
+            let identities: Vec<Identity> = serde_json::from_str(&identities)
+                .map_err(|e| StoreError::Corrupt(format!("identities: {e}")))?;
+            let csat = match row.try_get::<Option<f64>, _>("csat")? {
+                Some(value) => Some(Csat {
+                    value,
+                    scale: row.try_get::<Option<String>, _>("csat_scale")?.unwrap_or_default(),
+                    satisfied: row.try_get::<Option<i64>, _>("csat_satisfied")? == Some(1),
+                }),
+                None => None,
+            };
+            let ces = match row.try_get::<Option<f64>, _>("ces")? {
+                Some(value) => Some(Ces {
+                    value,
+                    scale: row.try_get::<Option<String>, _>("ces_scale")?.unwrap_or_default(),
+                    agrees: row.try_get::<Option<i64>, _>("ces_agrees")? == Some(1),
+                }),
+                None => None,
+            };
+            let sentiment = match row.try_get::<Option<f64>, _>("sentiment")? {
+                Some(score) => Some(Sentiment {
+                    score,
+                    label: row
+                        .try_get::<Option<String>, _>("sentiment_label")?
+                        .as_deref()
+                        .and_then(SentimentLabel::parse)
+                        .unwrap_or(SentimentLabel::Neutral),
+                    confidence: row
+                        .try_get::<Option<f64>, _>("sentiment_confidence")?
+                        .unwrap_or(0.0),
+                    model: row
+                        .try_get::<Option<String>, _>("sentiment_model")?
+                        .unwrap_or_default(),
+                }),
+                None => None,
+            };
+            Ok(StoredInteraction {
+                id: row.try_get("id")?,
+                customer_id: row.try_get("customer_id")?,
+                revision: row.try_get("revision")?,
+                interaction: Interaction {
+                    source: row.try_get("source")?,
+                    external_id: row.try_get("external_id")?,
+                    kind,
+                    parent_external_id: row.try_get("parent_external_id")?,
+                    occurred_at_ms: row.try_get("occurred_at_ms")?,
+                    updated_at_ms: row.try_get("updated_at_ms")?,
+                    location_id: row.try_get("location_id")?,
+                    author_name: row.try_get("author_name")?,
+                    identities,
+                    text: row.try_get("text")?,
+                    language: row.try_get("language")?,
+                    language_confidence: row.try_get("language_confidence")?,
+                    stars: row.try_get("stars")?,
+                    nps: row.try_get("nps")?,
+                    csat,
+                    ces,
+                    status: row.try_get("status")?,
+                    sentiment,
+                    url: row.try_get("url")?,
+                    raw: row.try_get("raw")?,
+                    content_hash: row.try_get("content_hash")?,
+                },
+            })
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $name {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn put_locations(&self, locations: &[Location]) -> Result<()> {
+                let mut tx = self.begin_write().await?;
+                for l in locations {
+                    sqlx::query(
+                        "INSERT INTO locations (id, name, timezone, country, language, aliases) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET \
+                         name = excluded.name, timezone = excluded.timezone, \
+                         country = excluded.country, language = excluded.language, \
+                         aliases = excluded.aliases",
+                    )
+                    .bind(&l.id)
+                    .bind(&l.name)
+                    .bind(&l.timezone)
+                    .bind(&l.country)
+                    .bind(&l.language)
+                    .bind(serde_json::to_string(&l.aliases).expect("strings"))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn locations(&self) -> Result<Vec<Location>> {
+                let rows = sqlx::query(
+                    "SELECT id, name, timezone, country, language, aliases FROM locations ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let aliases: String = r.try_get("aliases")?;
+                        Ok(Location {
+                            id: r.try_get("id")?,
+                            name: r.try_get("name")?,
+                            timezone: r.try_get("timezone")?,
+                            country: r.try_get("country")?,
+                            language: r.try_get("language")?,
+                            aliases: serde_json::from_str(&aliases).unwrap_or_default(),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn write_batch(&self, batch: WriteBatch) -> Result<BatchOutcome> {
+                let now = now_ms();
+                let mut out = BatchOutcome::default();
+                let mut tx = self.begin_write().await?;
+
+                // 1. Customers: exact matches of strong identities.
+                let id_lists: Vec<Vec<Identity>> = batch
+                    .interactions
+                    .iter()
+                    .map(|i| i.identities.clone())
+                    .collect();
+                let mut wanted: Vec<&Identity> = id_lists
+                    .iter()
+                    .flatten()
+                    .filter(|i| i.kind.is_strong())
+                    .collect();
+                wanted.sort();
+                wanted.dedup();
+                let mut known: HashMap<Identity, String> = HashMap::new();
+                for chunk in wanted.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT kind, value, customer_id FROM identities WHERE value IN (",
+                    );
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(id.value.as_str());
+                    }
+                    qb.push(")");
+                    for row in qb.build().fetch_all(&mut *tx).await? {
+                        let kind: String = row.try_get("kind")?;
+                        if let Some(kind) = IdentityKind::parse(&kind) {
+                            known.insert(
+                                Identity::new(kind, row.try_get::<String, _>("value")?),
+                                row.try_get("customer_id")?,
+                            );
+                        }
+                    }
+                }
+                let resolution = identify::resolve(&id_lists, &known);
+                for (cid, _seed) in &resolution.new_customers {
+                    let name = batch
+                        .interactions
+                        .iter()
+                        .zip(&resolution.assignments)
+                        .find(|(i, a)| a.as_deref() == Some(cid.as_str()) && i.author_name.is_some())
+                        .and_then(|(i, _)| i.author_name.clone());
+                    let r = sqlx::query(
+                        "INSERT INTO customers (id, display_name, created_at_ms) VALUES ($1, $2, $3) \
+                         ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(cid)
+                    .bind(name)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    out.new_customers += r.rows_affected();
+                }
+                for (from, into) in &resolution.merges {
+                    for sql in [
+                        "UPDATE identities SET customer_id = $1 WHERE customer_id = $2",
+                        "UPDATE interactions SET customer_id = $1 WHERE customer_id = $2",
+                        "UPDATE customers SET merged_into = $1 WHERE id = $2",
+                    ] {
+                        sqlx::query(sql).bind(into).bind(from).execute(&mut *tx).await?;
+                    }
+                    out.merged_customers += 1;
+                }
+                for (identity, cid) in &resolution.new_identities {
+                    sqlx::query(
+                        "INSERT INTO identities (kind, value, customer_id, first_seen_ms) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (kind, value) DO UPDATE SET \
+                         customer_id = excluded.customer_id",
+                    )
+                    .bind(identity.kind.as_str())
+                    .bind(&identity.value)
+                    .bind(cid)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+
+                // 2. Interactions: multi-row upserts. The last copy of a key in a batch wins.
+                let mut last_of: HashMap<(&str, &str), usize> = HashMap::new();
+                for (k, i) in batch.interactions.iter().enumerate() {
+                    last_of.insert((i.source.as_str(), i.external_id.as_str()), k);
+                }
+                let rows: Vec<(&Interaction, Option<&String>)> = batch
+                    .interactions
+                    .iter()
+                    .zip(&resolution.assignments)
+                    .enumerate()
+                    .filter(|(k, (i, _))| {
+                        last_of[&(i.source.as_str(), i.external_id.as_str())] == *k
+                    })
+                    .map(|(_, (i, a))| (i, a.as_ref()))
+                    .collect();
+                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                        "INSERT INTO interactions ({INTERACTION_COLUMNS}) "
+                    ));
+                    qb.push_values(chunk, |mut b, (i, customer)| {
+                        b.push_bind(i.source.as_str())
+                            .push_bind(i.external_id.as_str())
+                            .push_bind(i.kind.as_str())
+                            .push_bind(i.parent_external_id.as_deref())
+                            .push_bind(i.occurred_at_ms)
+                            .push_bind(i.updated_at_ms)
+                            .push_bind(i.location_id.as_deref())
+                            .push_bind(customer.map(|c| c.as_str()))
+                            .push_bind(i.author_name.as_deref())
+                            .push_bind(serde_json::to_string(&i.identities).expect("plain data"))
+                            .push_bind(i.text.as_deref())
+                            .push_bind(i.language.as_deref())
+                            .push_bind(i.language_confidence)
+                            .push_bind(i.stars)
+                            .push_bind(i.nps)
+                            .push_bind(i.csat.as_ref().map(|c| c.value))
+                            .push_bind(i.csat.as_ref().map(|c| c.scale.as_str()))
+                            .push_bind(opt_bool(i.csat.as_ref().map(|c| c.satisfied)))
+                            .push_bind(i.ces.as_ref().map(|c| c.value))
+                            .push_bind(i.ces.as_ref().map(|c| c.scale.as_str()))
+                            .push_bind(opt_bool(i.ces.as_ref().map(|c| c.agrees)))
+                            .push_bind(i.status.as_deref())
+                            .push_bind(i.sentiment.as_ref().map(|s| s.score))
+                            .push_bind(i.sentiment.as_ref().map(|s| s.label.as_str()))
+                            .push_bind(i.sentiment.as_ref().map(|s| s.confidence))
+                            .push_bind(i.sentiment.as_ref().map(|s| s.model.as_str()))
+                            .push_bind(i.url.as_deref())
+                            .push_bind(i.raw.as_str())
+                            .push_bind(i.content_hash.as_str())
+                            .push_bind(1_i64)
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    qb.push(UPSERT_TAIL);
+                    let changed = qb.build().fetch_all(&mut *tx).await?;
+                    let mut inserted = 0u64;
+                    for row in &changed {
+                        if row.try_get::<i64, _>("revision")? == 1 {
+                            inserted += 1;
+                        }
+                    }
+                    out.inserted += inserted;
+                    out.updated += changed.len() as u64 - inserted;
+                    out.unchanged += (chunk.len() - changed.len()) as u64;
+                }
+                // Duplicates of a key inside the batch count as unchanged re-reads.
+                out.unchanged += (batch.interactions.len() - rows.len()) as u64;
+
+                // 3. Quarantine, replays, progress.
+                for r in &batch.rejects {
+                    let raw_hash = hex::encode(
+                        &<sha2::Sha256 as sha2::Digest>::digest(r.raw.as_bytes())[..16],
+                    );
+                    sqlx::query(
+                        "INSERT INTO quarantine (source, preset, origin, line, field, expected, \
+                         message, raw, raw_hash, options, status, created_at_ms) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11) \
+                         ON CONFLICT (source, origin, line, raw_hash) DO UPDATE SET \
+                         field = excluded.field, expected = excluded.expected, \
+                         message = excluded.message, options = excluded.options",
+                    )
+                    .bind(&r.source)
+                    .bind(&r.preset)
+                    .bind(&r.origin)
+                    .bind(r.line.map(|l| l as i64).unwrap_or(0))
+                    .bind(&r.field)
+                    .bind(&r.expected)
+                    .bind(&r.message)
+                    .bind(&r.raw)
+                    .bind(raw_hash)
+                    .bind(r.options.to_string())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    out.quarantined += 1;
+                }
+                for id in &batch.resolved_quarantine {
+                    sqlx::query(
+                        "UPDATE quarantine SET status = 'replayed', resolved_at_ms = $1 WHERE id = $2",
+                    )
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some(run) = batch.import_run {
+                    sqlx::query(
+                        "UPDATE import_runs SET read_count = read_count + $1, \
+                         inserted = inserted + $2, updated = updated + $3, \
+                         unchanged = unchanged + $4, quarantined = quarantined + $5 WHERE id = $6",
+                    )
+                    .bind(batch.read as i64)
+                    .bind(out.inserted as i64)
+                    .bind(out.updated as i64)
+                    .bind(out.unchanged as i64)
+                    .bind(out.quarantined as i64)
+                    .bind(run)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some((source, cursor)) = &batch.cursor {
+                    sqlx::query(
+                        "INSERT INTO sync_cursors (source, cursor, updated_at_ms) VALUES ($1, $2, $3) \
+                         ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor, \
+                         updated_at_ms = excluded.updated_at_ms",
+                    )
+                    .bind(source)
+                    .bind(cursor)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(out)
+            }
+
+            async fn start_import_run(
+                &self,
+                source: &str,
+                preset: &str,
+                origin: &str,
+                file_hash: &str,
+            ) -> Result<i64> {
+                let mut tx = self.begin_write().await?;
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO import_runs (source, preset, origin, file_hash, started_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(source)
+                .bind(preset)
+                .bind(origin)
+                .bind(file_hash)
+                .bind(now_ms())
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(id)
+            }
+
+            async fn finish_import_run(&self, id: i64, status: &str) -> Result<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("UPDATE import_runs SET status = $1, finished_at_ms = $2 WHERE id = $3")
+                    .bind(status)
+                    .bind(now_ms())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn cursor(&self, source: &str) -> Result<Option<String>> {
+                Ok(
+                    sqlx::query_scalar("SELECT cursor FROM sync_cursors WHERE source = $1")
+                        .bind(source)
+                        .fetch_optional(&self.pool)
+                        .await?,
+                )
+            }
+
+            async fn customer_by_identity(&self, identity: &Identity) -> Result<Option<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT customer_id FROM identities WHERE kind = $1 AND value = $2",
+                )
+                .bind(identity.kind.as_str())
+                .bind(&identity.value)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn customer(&self, id: &str) -> Result<Option<Customer>> {
+                let Some(row) = sqlx::query(
+                    "SELECT id, display_name, merged_into FROM customers WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                else {
+                    return Ok(None);
+                };
+                if let Some(into) = row.try_get::<Option<String>, _>("merged_into")? {
+                    return Box::pin(self.customer(&into)).await;
+                }
+                let rows = sqlx::query(
+                    "SELECT kind, value FROM identities WHERE customer_id = $1 ORDER BY kind, value",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut identities = Vec::new();
+                for r in rows {
+                    let kind: String = r.try_get("kind")?;
+                    if let Some(kind) = IdentityKind::parse(&kind) {
+                        identities.push(Identity::new(kind, r.try_get::<String, _>("value")?));
+                    }
+                }
+                Ok(Some(Customer {
+                    id: row.try_get("id")?,
+                    display_name: row.try_get("display_name")?,
+                    identities,
+                }))
+            }
+
+            async fn timeline(&self, customer_id: &str) -> Result<Vec<StoredInteraction>> {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{SELECT_INTERACTION} WHERE customer_id = $1 ORDER BY occurred_at_ms, id"
+                )))
+                .bind(customer_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(row_to_interaction).collect()
+            }
+
+            async fn busiest_customers(&self, limit: i64) -> Result<Vec<CustomerActivity>> {
+                let rows = sqlx::query(
+                    "SELECT c.id, c.display_name, COUNT(*) AS n, COUNT(DISTINCT i.source) AS sources \
+                     FROM customers c JOIN interactions i ON i.customer_id = c.id \
+                     WHERE c.merged_into IS NULL \
+                     GROUP BY c.id, c.display_name ORDER BY sources DESC, n DESC, c.id LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(CustomerActivity {
+                            customer_id: r.try_get("id")?,
+                            display_name: r.try_get("display_name")?,
+                            interactions: r.try_get("n")?,
+                            sources: r.try_get("sources")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn location_summaries(&self) -> Result<Vec<LocationSummary>> {
+                let rows = sqlx::query(LOCATION_SUMMARY).fetch_all(&self.pool).await?;
+                let mut out = Vec::new();
+                for r in rows {
+                    out.push(LocationSummary {
+                        location_id: r.try_get("location_id")?,
+                        interactions: r.try_get::<Option<i64>, _>("n")?.unwrap_or(0),
+                        reviews: r.try_get::<Option<i64>, _>("reviews")?.unwrap_or(0),
+                        tickets: r.try_get::<Option<i64>, _>("tickets")?.unwrap_or(0),
+                        survey_responses: r.try_get::<Option<i64>, _>("surveys")?.unwrap_or(0),
+                        replies: r.try_get::<Option<i64>, _>("replies")?.unwrap_or(0),
+                        customers: r.try_get("customers")?,
+                        stars_n: r.try_get("stars_n")?,
+                        stars_mean: r.try_get("stars_mean")?,
+                        nps_n: r.try_get("nps_n")?,
+                        promoters: r.try_get::<Option<i64>, _>("promoters")?.unwrap_or(0),
+                        detractors: r.try_get::<Option<i64>, _>("detractors")?.unwrap_or(0),
+                        csat_n: r.try_get("csat_n")?,
+                        csat_satisfied: r.try_get::<Option<i64>, _>("csat_sat")?.unwrap_or(0),
+                        ces_n: r.try_get("ces_n")?,
+                        ces_agree: r.try_get::<Option<i64>, _>("ces_agree")?.unwrap_or(0),
+                        sentiment_n: r.try_get::<Option<i64>, _>("sent_n")?.unwrap_or(0),
+                        sentiment_mean: r.try_get("sent_mean")?,
+                        negative: r.try_get::<Option<i64>, _>("negative")?.unwrap_or(0),
+                        first_ms: r.try_get("first_ms")?,
+                        last_ms: r.try_get("last_ms")?,
+                        languages: vec![],
+                    });
+                }
+                let langs = sqlx::query(
+                    "SELECT location_id, language, COUNT(*) AS n FROM interactions \
+                     WHERE language IS NOT NULL AND kind <> 'reply' \
+                     GROUP BY location_id, language ORDER BY n DESC, language",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                for r in langs {
+                    let loc: Option<String> = r.try_get("location_id")?;
+                    if let Some(s) = out.iter_mut().find(|s| s.location_id == loc) {
+                        s.languages.push((r.try_get("language")?, r.try_get("n")?));
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn quarantine(&self, status: Option<&str>) -> Result<Vec<QuarantineItem>> {
+                let rows = sqlx::query(
+                    "SELECT id, source, preset, origin, line, field, expected, message, raw, \
+                     options, status, created_at_ms FROM quarantine \
+                     WHERE ($1 IS NULL OR status = $1) ORDER BY id",
+                )
+                .bind(status)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let options: String = r.try_get("options")?;
+                        let line: i64 = r.try_get("line")?;
+                        Ok(QuarantineItem {
+                            id: r.try_get("id")?,
+                            status: r.try_get("status")?,
+                            created_at_ms: r.try_get("created_at_ms")?,
+                            entry: QuarantineEntry {
+                                source: r.try_get("source")?,
+                                preset: r.try_get("preset")?,
+                                origin: r.try_get("origin")?,
+                                line: (line > 0).then_some(line as u64),
+                                field: r.try_get("field")?,
+                                expected: r.try_get("expected")?,
+                                message: r.try_get("message")?,
+                                raw: r.try_get("raw")?,
+                                options: serde_json::from_str(&options)
+                                    .unwrap_or(serde_json::Value::Null),
+                            },
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn set_quarantine_status(&self, ids: &[i64], status: &str) -> Result<u64> {
+                let mut tx = self.begin_write().await?;
+                let mut n = 0;
+                for id in ids {
+                    n += sqlx::query(
+                        "UPDATE quarantine SET status = $1, resolved_at_ms = $2 WHERE id = $3",
+                    )
+                    .bind(status)
+                    .bind(now_ms())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
+                tx.commit().await?;
+                Ok(n)
+            }
+
+            async fn counts(&self) -> Result<Counts> {
+                let row = sqlx::query(
+                    "SELECT (SELECT COUNT(*) FROM interactions) AS i, \
+                     (SELECT COUNT(*) FROM customers WHERE merged_into IS NULL) AS c, \
+                     (SELECT COUNT(*) FROM identities) AS d, \
+                     (SELECT COUNT(*) FROM quarantine WHERE status = 'open') AS q",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(Counts {
+                    interactions: row.try_get("i")?,
+                    customers: row.try_get("c")?,
+                    identities: row.try_get("d")?,
+                    quarantine_open: row.try_get("q")?,
+                })
+            }
+
+            async fn fingerprint(&self) -> Result<Vec<(String, String, String, Option<String>)>> {
+                let rows = sqlx::query(
+                    "SELECT source, external_id, content_hash, customer_id FROM interactions \
+                     ORDER BY source, external_id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok((
+                            r.try_get("source")?,
+                            r.try_get("external_id")?,
+                            r.try_get("content_hash")?,
+                            r.try_get("customer_id")?,
+                        ))
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+pub(super) use impl_store;
