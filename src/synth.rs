@@ -1,0 +1,262 @@
+//! Synthetic exports for benchmarks and tests: a Zendesk-style UI CSV export of any size,
+//! with multi-line quoted descriptions in twelve languages and a chosen share of
+//! malformed rows. Deterministic for a given seed.
+//!
+//! The sentences below were written for this project.
+
+use std::io::{self, Write};
+
+const CLAUSES: &[(&str, &[&str])] = &[
+    (
+        "en",
+        &[
+            "My order arrived two hours late and the soup was cold",
+            "The staff at the counter were friendly and quick",
+            "I was charged twice for the same coffee, please refund me",
+            "Thanks for sorting out the delivery so fast",
+            "The app keeps crashing when I try to pay with my card",
+            "Honestly the best croissants I have had in this city",
+        ],
+    ),
+    (
+        "de",
+        &[
+            "Meine Bestellung kam mit einer Stunde Verspätung und das Essen war kalt",
+            "Die Mitarbeiterin an der Kasse war sehr freundlich und hat mir geholfen",
+            "Ich habe zweimal bezahlt und warte immer noch auf die Rückerstattung",
+            "Der Kuchen war frisch und der Kaffee hat wirklich gut geschmeckt",
+            "Leider wurde die falsche Bestellung geliefert, das ist nicht das erste Mal",
+        ],
+    ),
+    (
+        "tr",
+        &[
+            "Siparişim çok geç geldi ve yemekler soğuktu",
+            "Kasadaki çalışanlar çok güler yüzlüydü, teşekkür ederim",
+            "Aynı kahve için iki kez ödeme aldınız, lütfen iade edin",
+            "Tatlılar taze ve lezzetliydi, kesinlikle tekrar geleceğim",
+            "Kurye kaba davrandı ve paketi kapıda bıraktı",
+        ],
+    ),
+    (
+        "pl",
+        &[
+            "Zamówienie przyszło z godzinnym opóźnieniem i jedzenie było zimne",
+            "Obsługa przy kasie była bardzo miła i pomocna",
+            "Zapłaciłem dwa razy za tę samą kawę, proszę o zwrot pieniędzy",
+            "Ciasto było świeże, a kawa naprawdę dobra",
+            "Kurier był niegrzeczny i zostawił paczkę pod drzwiami",
+        ],
+    ),
+    (
+        "hu",
+        &[
+            "A rendelésem egy órát késett és az étel hideg volt",
+            "A pultnál dolgozók nagyon kedvesek és gyorsak voltak",
+            "Kétszer vonták le ugyanazt a kávét, kérem a visszatérítést",
+            "A sütemény friss volt és a kávé nagyon finom",
+            "A futár udvariatlan volt és az ajtó előtt hagyta a csomagot",
+        ],
+    ),
+    (
+        "hr",
+        &[
+            "Narudžba je stigla sat vremena kasnije i hrana je bila hladna",
+            "Osoblje na blagajni bilo je vrlo ljubazno i brzo",
+            "Dvaput ste mi naplatili istu kavu, molim povrat novca",
+            "Kolač je bio svjež, a kava stvarno dobra",
+            "Dostavljač je bio nepristojan i ostavio je paket ispred vrata",
+        ],
+    ),
+    (
+        "fr",
+        &[
+            "Ma commande est arrivée avec une heure de retard et le repas était froid",
+            "Le personnel au comptoir était très aimable et rapide",
+            "On m'a débité deux fois le même café, merci de me rembourser",
+        ],
+    ),
+    (
+        "es",
+        &[
+            "Mi pedido llegó con una hora de retraso y la comida estaba fría",
+            "El personal de la caja fue muy amable y rápido",
+            "Me cobraron dos veces el mismo café, por favor devuélvanme el dinero",
+        ],
+    ),
+    (
+        "it",
+        &[
+            "Il mio ordine è arrivato con un'ora di ritardo e il cibo era freddo",
+            "Il personale alla cassa è stato molto gentile e veloce",
+            "Mi avete addebitato due volte lo stesso caffè, vorrei un rimborso",
+        ],
+    ),
+    (
+        "nl",
+        &[
+            "Mijn bestelling kwam een uur te laat en het eten was koud",
+            "Het personeel aan de kassa was erg vriendelijk en snel",
+            "Ik heb twee keer betaald voor dezelfde koffie, graag terugbetalen",
+        ],
+    ),
+    (
+        "pt",
+        &[
+            "O meu pedido chegou com uma hora de atraso e a comida estava fria",
+            "O pessoal da caixa foi muito simpático e rápido",
+            "Cobraram-me duas vezes o mesmo café, por favor façam o reembolso",
+        ],
+    ),
+    (
+        "ro",
+        &[
+            "Comanda mea a ajuns cu o oră întârziere și mâncarea era rece",
+            "Personalul de la casă a fost foarte amabil și rapid",
+            "Mi-ați încasat de două ori aceeași cafea, vă rog să îmi returnați banii",
+        ],
+    ),
+];
+
+const STORES: &[&str] = &[
+    "store_berlin",
+    "store_istanbul",
+    "store_warsaw",
+    "store_budapest",
+    "store_zagreb",
+];
+
+/// A small deterministic generator (xorshift64*), enough for test data.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+/// How a synthetic row was made, so tests know what to expect.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SynthStats {
+    pub rows: u64,
+    pub good: u64,
+    /// (physical line, field) of every malformed row.
+    pub bad: Vec<(u64, &'static str)>,
+}
+
+pub const ZENDESK_HEADER: &str = "Id,Requester,Requester email,Requester phone,Subject,Description,Status,Priority,Via,Tags,Store [list],Created at,Updated at,Solved at,Satisfaction Score,Satisfaction Comment";
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Writes a Zendesk-style CSV export of `rows` tickets (CRLF, multi-line quoted cells);
+/// every `bad_every`-th row (if non-zero) is malformed in one of three ways: an impossible
+/// date, a missing id, or a satisfaction score that is not a rating.
+pub fn zendesk_csv<W: Write>(
+    mut w: W,
+    rows: u64,
+    bad_every: u64,
+    seed: u64,
+) -> io::Result<SynthStats> {
+    let mut rng = Rng::new(seed);
+    let mut stats = SynthStats::default();
+    write!(w, "\u{feff}{ZENDESK_HEADER}\r\n")?;
+    let mut line: u64 = 2;
+    let customers = (rows / 5).max(10);
+    for n in 0..rows {
+        let id = 100_000 + n;
+        let (lang, clauses) = CLAUSES[rng.below(CLAUSES.len() as u64) as usize];
+        let subject = clauses[rng.below(clauses.len() as u64) as usize];
+        let parts = 1 + rng.below(3);
+        let mut description = String::new();
+        for p in 0..parts {
+            if p > 0 {
+                description.push_str(if rng.below(2) == 0 { ".\r\n\r\n" } else { ", " });
+            }
+            description.push_str(clauses[rng.below(clauses.len() as u64) as usize]);
+        }
+        description.push('.');
+        if rng.below(10) == 0 {
+            description.push_str(" She said \"we are sorry\", nothing else.");
+        }
+        let cust = rng.below(customers);
+        let email = format!("customer{cust}@example.com");
+        let phone = if rng.below(2) == 0 {
+            format!("+49 30 {:07}", 1_000_000 + cust)
+        } else {
+            String::new()
+        };
+        let day = 1 + rng.below(28);
+        let month = 1 + rng.below(6);
+        let hour = rng.below(24);
+        let minute = rng.below(60);
+        let mut created = format!("2026-{month:02}-{day:02} {hour:02}:{minute:02}:00");
+        let updated = format!(
+            "2026-{month:02}-{day:02} {:02}:{minute:02}:30",
+            (hour + 1) % 24
+        );
+        let mut id_text = id.to_string();
+        let mut score =
+            ["Good", "Bad", "Offered", "Unoffered", ""][rng.below(5) as usize].to_string();
+        let bad = bad_every > 0 && n % bad_every == bad_every - 1;
+        if bad {
+            let field = match (n / bad_every) % 3 {
+                0 => {
+                    created = format!("31/02/2026 25:{minute:02}");
+                    "occurred_at"
+                }
+                1 => {
+                    id_text.clear();
+                    "external_id"
+                }
+                _ => {
+                    score = "excellent".into();
+                    "csat"
+                }
+            };
+            stats.bad.push((line, field));
+        } else {
+            stats.good += 1;
+        }
+        let store = STORES[rng.below(STORES.len() as u64) as usize];
+        let row = [
+            id_text,
+            format!("Customer {cust}"),
+            email,
+            phone,
+            quote(subject),
+            quote(&description),
+            ["Open", "Pending", "Solved", "Closed"][rng.below(4) as usize].to_string(),
+            "Normal".into(),
+            "Email".into(),
+            format!("lang_{lang} delivery"),
+            store.into(),
+            created,
+            updated,
+            String::new(),
+            score,
+            String::new(),
+        ];
+        let text = row.join(",");
+        line += 1 + text.matches('\n').count() as u64;
+        write!(w, "{text}\r\n")?;
+        stats.rows += 1;
+    }
+    w.flush()?;
+    Ok(stats)
+}
