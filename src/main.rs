@@ -1,0 +1,434 @@
+//! The `tideline` command: parses arguments, loads the configuration, and calls the
+//! library. The only place that uses `anyhow`.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tideline::config::{Config, Overrides, Secret, redact_url};
+use tideline::connectors::files::Preset;
+use tideline::ingest::{self, ImportOptions};
+use tideline::outputs::{summary, timeline};
+use tideline::pipeline::Analyzer;
+use tideline::store::{self, ConnectOptions, Store};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tideline",
+    version,
+    about = "How your customers feel, and when that changed."
+)]
+struct Cli {
+    /// Configuration file (TOML). Without it, the defaults apply.
+    #[arg(long, global = true, env = "TIDELINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL (sqlite://PATH or postgres://...); wins over the config file.
+    #[arg(
+        long,
+        global = true,
+        env = "TIDELINE_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+    /// Data directory (holds the SQLite file); wins over the config file.
+    #[arg(long, global = true, env = "TIDELINE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon until SIGTERM or Ctrl-C.
+    Run,
+    /// Import the bundled samples into a fresh SQLite database and show what Tideline sees.
+    Demo {
+        /// Where to put the database, the summary and the timelines.
+        #[arg(long, default_value = "tideline-demo")]
+        out: PathBuf,
+    },
+    /// Import an export file.
+    Import {
+        path: PathBuf,
+        /// generic-csv, generic-json, zendesk-csv, zendesk-json or delighted-json.
+        #[arg(long)]
+        preset: String,
+        /// Column mapping (TOML) for the generic presets.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Source name the records are stored under (default: from the preset).
+        #[arg(long)]
+        source: Option<String>,
+        /// Location id for records that name none.
+        #[arg(long)]
+        location: Option<String>,
+        /// Time zone for dates without an offset (default: the location's, then import.default_timezone).
+        #[arg(long)]
+        timezone: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Show one customer's timeline.
+    Timeline {
+        /// An email, a phone number, a platform id (zendesk_user:42) or a customer id.
+        identity: String,
+        #[arg(long, value_enum, default_value_t = TimelineFormat::Table)]
+        format: TimelineFormat,
+    },
+    /// Show the per-location figures.
+    Summary {
+        #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+        format: SummaryFormat,
+    },
+    /// List, replay or dismiss rows that could not be imported.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+    /// Check the configuration and exit.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum QuarantineCommand {
+    /// List quarantined rows.
+    List {
+        #[arg(long, value_enum, default_value_t = TimelineFormat::Table)]
+        format: TimelineFormat,
+        /// open, replayed, dismissed or all.
+        #[arg(long, default_value = "open")]
+        status: String,
+    },
+    /// Import quarantined rows again, e.g. after fixing the mapping.
+    Replay {
+        /// Only these ids (default: every open row).
+        #[arg(long = "id")]
+        ids: Vec<i64>,
+        /// A corrected mapping to use instead of the one recorded.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+    },
+    /// Stop listing rows you decided to drop.
+    Dismiss { ids: Vec<i64> },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Validate the configuration, printing every problem at once.
+    Check,
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Generate a Zendesk-style export and import it into a fresh SQLite database.
+    Import {
+        #[arg(long, default_value_t = 200_000)]
+        rows: u64,
+        /// Every Nth row is malformed (0: none).
+        #[arg(long, default_value_t = 100)]
+        bad_every: u64,
+        /// Working directory (default: a temporary one).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum TimelineFormat {
+    Json,
+    Table,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum SummaryFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
+    let url = config.storage.effective_url();
+    let store = store::connect(
+        &url,
+        &ConnectOptions {
+            max_connections: config.storage.max_connections,
+            busy_timeout_secs: config.storage.busy_timeout_secs,
+        },
+    )
+    .await?;
+    store.put_locations(&config.locations).await?;
+    tracing::debug!(database = %redact_url(url.expose()), backend = store.backend(), "Store opened.");
+    Ok(store)
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let overrides = Overrides {
+        database_url: cli.database_url.clone().map(Secret::new),
+        data_dir: cli.data_dir.clone(),
+    };
+    let config = Config::load(cli.config.as_deref(), &overrides)?;
+    let daemon = matches!(cli.command, Command::Run);
+    tideline::telemetry::init(
+        config.log.format,
+        if daemon { &config.log.level } else { "warn" },
+    );
+    match cli.command {
+        Command::Run => run_daemon(&config).await,
+        Command::Demo { out } => {
+            let report = tideline::demo::run(&out).await?;
+            print!("{}", report.text);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import {
+            path,
+            preset,
+            mapping,
+            source,
+            location,
+            timezone,
+            format,
+        } => {
+            let Some(preset) = Preset::parse(&preset) else {
+                bail!(
+                    "unknown preset `{preset}`; fix: use one of {}",
+                    Preset::ALL.map(|p| p.name()).join(", ")
+                );
+            };
+            let store = open_store(&config).await?;
+            let analyzer = Arc::new(Analyzer::new(
+                &config.pipeline.languages,
+                config.pipeline.min_detect_chars,
+            ));
+            let opts = ImportOptions {
+                path,
+                preset,
+                mapping,
+                source,
+                location,
+                timezone,
+            };
+            let r = ingest::import_file(store.as_ref(), analyzer, &config, &opts).await?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+                Format::Text => println!(
+                    "{}: read {}, inserted {}, updated {}, unchanged {}, quarantined {} ({:.1}s)",
+                    r.file, r.read, r.inserted, r.updated, r.unchanged, r.quarantined, r.seconds
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Timeline { identity, format } => {
+            let store = open_store(&config).await?;
+            let countries: Vec<String> = config
+                .locations
+                .iter()
+                .filter_map(|l| l.country.clone())
+                .collect();
+            let t = timeline::load(store.as_ref(), &identity, &countries).await?;
+            match format {
+                TimelineFormat::Json => println!("{}", serde_json::to_string_pretty(&t)?),
+                TimelineFormat::Table => print!("{}", timeline::render_table(&t)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Summary { format } => {
+            let store = open_store(&config).await?;
+            let figs = summary::figures(
+                &store.location_summaries().await?,
+                &store.locations().await?,
+            );
+            match format {
+                SummaryFormat::Json => println!("{}", serde_json::to_string_pretty(&figs)?),
+                SummaryFormat::Text => print!("{}", summary::render_text(&figs)),
+                SummaryFormat::Markdown => print!("{}", summary::render_markdown(&figs)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine { command } => quarantine(&config, command).await,
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            println!(
+                "configuration is valid: {} location(s), database {}",
+                config.locations.len(),
+                redact_url(config.storage.effective_url().expose())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Import {
+                    rows,
+                    bad_every,
+                    dir,
+                },
+        } => {
+            let dir = dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("tideline-bench-{}", std::process::id()))
+            });
+            let r = tideline::bench::import(&dir, rows, bad_every, &config).await?;
+            println!(
+                "bench import: {} rows ({:.1} MB) in {:.2}s = {:.0} rows/s; peak RSS {}",
+                r.rows,
+                r.file_bytes as f64 / 1e6,
+                r.report.seconds,
+                r.rows_per_sec,
+                r.peak_rss_kib
+                    .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+                    .unwrap_or_else(|| "unknown".into())
+            );
+            println!(
+                "  inserted {}, quarantined {}; languages: {} declared, {} fast pass, {} model",
+                r.report.inserted,
+                r.report.quarantined,
+                r.report.languages_declared,
+                r.report.languages_fast,
+                r.report.languages_model
+            );
+            if !dir.as_os_str().is_empty() && dir.starts_with(std::env::temp_dir()) {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn quarantine(config: &Config, command: QuarantineCommand) -> Result<ExitCode> {
+    let store = open_store(config).await?;
+    match command {
+        QuarantineCommand::List { format, status } => {
+            let filter = match status.as_str() {
+                "all" => None,
+                "open" | "replayed" | "dismissed" => Some(status.as_str()),
+                other => {
+                    bail!("unknown status `{other}`; fix: use open, replayed, dismissed or all")
+                }
+            };
+            let items = store.quarantine(filter).await?;
+            match format {
+                TimelineFormat::Json => println!("{}", serde_json::to_string_pretty(&items)?),
+                TimelineFormat::Table => {
+                    for q in &items {
+                        println!(
+                            "#{:<5} {:<9} {}:{} field {}: {} (expected {})",
+                            q.id,
+                            q.status,
+                            q.entry.origin,
+                            q.entry
+                                .line
+                                .map(|l| l.to_string())
+                                .unwrap_or_else(|| "-".into()),
+                            q.entry.field.as_deref().unwrap_or("-"),
+                            q.entry.message,
+                            q.entry.expected
+                        );
+                    }
+                    println!("{} row(s)", items.len());
+                }
+            }
+        }
+        QuarantineCommand::Replay { ids, mapping } => {
+            let analyzer =
+                Analyzer::new(&config.pipeline.languages, config.pipeline.min_detect_chars);
+            let r = ingest::replay_quarantine(
+                store.as_ref(),
+                &analyzer,
+                config,
+                &ids,
+                mapping.as_deref().map(Path::new),
+            )
+            .await
+            .context("replay failed")?;
+            println!(
+                "replayed {}: imported {}, still failing {}",
+                r.attempted, r.imported, r.still_failing
+            );
+        }
+        QuarantineCommand::Dismiss { ids } => {
+            let n = store.set_quarantine_status(&ids, "dismissed").await?;
+            println!("dismissed {n} row(s)");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_daemon(config: &Config) -> Result<ExitCode> {
+    let store = open_store(config).await?;
+    let counts = store.counts().await?;
+    let mut scheduler = tokio_cron_scheduler::JobScheduler::new()
+        .await
+        .context("cannot create the scheduler")?;
+    scheduler
+        .start()
+        .await
+        .context("cannot start the scheduler")?;
+    tracing::info!(
+        backend = store.backend(),
+        interactions = counts.interactions,
+        customers = counts.customers,
+        locations = config.locations.len(),
+        "Tideline started."
+    );
+    shutdown_signal().await;
+    tracing::info!("Shutting down.");
+    scheduler.shutdown().await.context("scheduler shutdown")?;
+    tracing::info!("Stopped.");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

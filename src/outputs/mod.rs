@@ -1,0 +1,31 @@
+//! Outputs read the store and present it: customer timelines and per-location summaries
+//! today; reports, the dashboard, digests and CRM sync later. None of them writes.
+
+pub mod summary;
+pub mod timeline;
+
+use chrono::{DateTime, Utc};
+
+/// UTC milliseconds as RFC 3339 (`2026-03-04T13:22:10Z`).
+pub fn rfc3339(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// Shortens text to `max` characters on a character boundary, with an ellipsis, and
+/// puts it on one line.
+pub fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let flat = flat.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        let mut t: String = flat.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}

@@ -1,0 +1,177 @@
+//! One customer's interactions across sources, in time order, with their scores.
+
+use super::{one_line, rfc3339};
+use crate::model::{Identity, IdentityKind};
+use crate::pipeline::identify::{normalize_email, normalize_phone};
+use crate::store::{Store, StoreError};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TimelineError {
+    #[error(
+        "no customer is known by `{0}`; fix: give an email, a phone number (+49...), a platform id (zendesk_user:42) or a customer id (cus_...)"
+    )]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Serialize)]
+pub struct IdentityOut {
+    pub kind: String,
+    pub value: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InteractionOut {
+    pub id: i64,
+    pub source: String,
+    pub kind: String,
+    pub external_id: String,
+    pub occurred_at: String,
+    pub location: Option<String>,
+    pub text: Option<String>,
+    pub language: Option<String>,
+    pub stars: Option<f64>,
+    pub nps: Option<i64>,
+    pub csat: Option<f64>,
+    pub ces: Option<f64>,
+    pub sentiment: Option<f64>,
+    /// Not part of the JSON contract; used for display.
+    #[serde(skip)]
+    pub csat_scale: Option<String>,
+}
+
+/// The timeline as `tideline timeline --format json` prints it.
+#[derive(Debug, Serialize)]
+pub struct Timeline {
+    pub customer_id: String,
+    pub identities: Vec<IdentityOut>,
+    pub interactions: Vec<InteractionOut>,
+}
+
+/// The identities a user's argument may mean, most specific first.
+pub fn candidates(arg: &str, countries: &[String]) -> Vec<Identity> {
+    let a = arg.trim();
+    let mut out = Vec::new();
+    if a.contains('@') {
+        if let Some(e) = normalize_email(a) {
+            out.push(Identity::new(IdentityKind::Email, e));
+        }
+        return out;
+    }
+    if a.contains(':') {
+        out.push(Identity::new(IdentityKind::Platform, a));
+    }
+    if let Some(p) = normalize_phone(a, None) {
+        out.push(Identity::new(IdentityKind::Phone, p));
+    }
+    for c in countries {
+        if let Some(p) = normalize_phone(a, Some(c)) {
+            let id = Identity::new(IdentityKind::Phone, p);
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    out
+}
+
+/// Finds the customer `arg` names and reads their timeline.
+pub async fn load(
+    store: &dyn Store,
+    arg: &str,
+    countries: &[String],
+) -> Result<Timeline, TimelineError> {
+    let mut customer_id = None;
+    if arg.trim().starts_with("cus_") {
+        customer_id = store.customer(arg.trim()).await?.map(|c| c.id);
+    }
+    if customer_id.is_none() {
+        for id in candidates(arg, countries) {
+            if let Some(c) = store.customer_by_identity(&id).await? {
+                customer_id = Some(c);
+                break;
+            }
+        }
+    }
+    let customer_id = customer_id.ok_or_else(|| TimelineError::NotFound(arg.to_string()))?;
+    let customer = store
+        .customer(&customer_id)
+        .await?
+        .ok_or_else(|| TimelineError::NotFound(arg.to_string()))?;
+    let items = store.timeline(&customer.id).await?;
+    Ok(Timeline {
+        customer_id: customer.id,
+        identities: customer
+            .identities
+            .into_iter()
+            .map(|i| IdentityOut {
+                kind: i.kind.as_str().to_string(),
+                value: i.value,
+            })
+            .collect(),
+        interactions: items
+            .into_iter()
+            .map(|s| {
+                let i = s.interaction;
+                InteractionOut {
+                    id: s.id,
+                    source: i.source,
+                    kind: i.kind.as_str().to_string(),
+                    external_id: i.external_id,
+                    occurred_at: rfc3339(i.occurred_at_ms),
+                    location: i.location_id,
+                    text: i.text,
+                    language: i.language,
+                    stars: i.stars,
+                    nps: i.nps,
+                    csat_scale: i.csat.as_ref().map(|c| c.scale.clone()),
+                    csat: i.csat.map(|c| c.value),
+                    ces: i.ces.map(|c| c.value),
+                    sentiment: i.sentiment.map(|s| s.score),
+                }
+            })
+            .collect(),
+    })
+}
+
+/// A fixed-width table for a terminal.
+pub fn render_table(t: &Timeline) -> String {
+    let mut out = format!("Customer {}\n", t.customer_id);
+    for i in &t.identities {
+        out.push_str(&format!("  {:<8} {}\n", i.kind, i.value));
+    }
+    out.push_str(&format!(
+        "\n{:<20} {:<10} {:<16} {:<18} {:<5} {:<14} {:>6}  {}\n",
+        "when (UTC)", "source", "kind", "location", "lang", "score", "sent.", "text"
+    ));
+    for i in &t.interactions {
+        let score = match (i.stars, i.nps, i.csat, i.ces) {
+            (Some(s), ..) => format!("{s:.0} stars"),
+            (_, Some(n), ..) => format!("NPS {n}"),
+            (_, _, Some(c), _) if i.csat_scale.as_deref() == Some("good/bad") => {
+                if c >= 1.0 {
+                    "CSAT good".into()
+                } else {
+                    "CSAT bad".into()
+                }
+            }
+            (_, _, Some(c), _) => format!("CSAT {c}"),
+            (.., Some(c)) => format!("CES {c}"),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "{:<20} {:<10} {:<16} {:<18} {:<5} {:<14} {:>6}  {}\n",
+            i.occurred_at.replace('T', " ").trim_end_matches('Z'),
+            one_line(&i.source, 10),
+            i.kind,
+            one_line(i.location.as_deref().unwrap_or("-"), 18),
+            i.language.as_deref().unwrap_or("-"),
+            score,
+            i.sentiment.map(|s| format!("{s:+.2}")).unwrap_or_default(),
+            one_line(i.text.as_deref().unwrap_or(""), 70),
+        ));
+    }
+    out
+}
