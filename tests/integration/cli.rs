@@ -1,0 +1,259 @@
+//! The command contract other checks depend on, through the real binary.
+
+use crate::common::{bin, samples};
+use std::path::Path;
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn with_db(db: &Path) -> std::process::Command {
+    let mut c = bin();
+    c.arg("--config")
+        .arg(samples().join("tideline.toml"))
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", db.display()));
+    c
+}
+
+#[test]
+fn demo_writes_a_database_a_summary_and_timelines() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let text = ok(&bin().arg("demo").arg("--out").arg(&out).output().unwrap());
+    for needle in [
+        "Berlin Mitte",
+        "Warszawa Centrum",
+        "NPS",
+        "Customer cus_",
+        "Quarantine",
+    ] {
+        assert!(
+            text.contains(needle),
+            "missing {needle} in demo output:\n{text}"
+        );
+    }
+    for f in [
+        "tideline.db",
+        "summary.md",
+        "summary.json",
+        "quarantine.json",
+        "demo.txt",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let timelines = std::fs::read_dir(out.join("timelines")).unwrap().count();
+    assert!(timelines >= 6, "{timelines}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary.as_array().unwrap().len(), 5, "five stores");
+    let q: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("quarantine.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        q.as_array().unwrap().len(),
+        4,
+        "the four malformed sample records"
+    );
+
+    // Running the demo again starts from a fresh database and gives the same counts.
+    let again = ok(&bin().arg("demo").arg("--out").arg(&out).output().unwrap());
+    let counts = |t: &str| {
+        t.lines()
+            .find(|l| l.contains("interactions from"))
+            .map(String::from)
+    };
+    assert_eq!(counts(&text), counts(&again));
+}
+
+#[test]
+fn import_timeline_and_quarantine_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let text = ok(&with_db(&db)
+        .args(["import", "--preset", "zendesk-csv"])
+        .arg(samples().join("zendesk_tickets.csv"))
+        .output()
+        .unwrap());
+    assert!(
+        text.contains("read 90, inserted 88, updated 0, unchanged 0, quarantined 2"),
+        "{text}"
+    );
+    let json = ok(&with_db(&db)
+        .args(["import", "--preset", "delighted-json", "--format", "json"])
+        .arg(samples().join("delighted_responses.json"))
+        .output()
+        .unwrap());
+    let r: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for k in ["read", "inserted", "updated", "unchanged", "quarantined"] {
+        assert!(r[k].is_u64(), "{k} in {json}");
+    }
+
+    // Timeline by email, with odd case and spaces, in the JSON contract.
+    let t = ok(&with_db(&db)
+        .args(["timeline", " Ana.Kovac@Example.com ", "--format", "json"])
+        .output()
+        .unwrap());
+    let t: serde_json::Value = serde_json::from_str(&t).unwrap();
+    assert!(t["customer_id"].as_str().unwrap().starts_with("cus_"));
+    assert!(
+        t["identities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["kind"] == "email")
+    );
+    let items = t["interactions"].as_array().unwrap();
+    assert!(items.len() >= 2, "{t}");
+    let keys = [
+        "id",
+        "source",
+        "kind",
+        "external_id",
+        "occurred_at",
+        "location",
+        "text",
+        "language",
+        "stars",
+        "nps",
+        "csat",
+        "ces",
+        "sentiment",
+    ];
+    for i in items {
+        for k in keys {
+            assert!(i.get(k).is_some(), "{k} missing in {i}");
+        }
+    }
+    let times: Vec<&str> = items
+        .iter()
+        .map(|i| i["occurred_at"].as_str().unwrap())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "time order");
+    let sources: std::collections::HashSet<&str> = items
+        .iter()
+        .map(|i| i["source"].as_str().unwrap())
+        .collect();
+    assert!(
+        sources.len() >= 2,
+        "one customer across sources: {sources:?}"
+    );
+
+    // The same customer by phone, and by customer id, in a table.
+    let phone = t["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "phone")
+        .map(|i| i["value"].as_str().unwrap().to_string());
+    if let Some(phone) = phone {
+        let by_phone = ok(&with_db(&db)
+            .args(["timeline", &phone, "--format", "json"])
+            .output()
+            .unwrap());
+        let by_phone: serde_json::Value = serde_json::from_str(&by_phone).unwrap();
+        assert_eq!(by_phone["customer_id"], t["customer_id"]);
+    }
+    let table = ok(&with_db(&db)
+        .args(["timeline", t["customer_id"].as_str().unwrap()])
+        .output()
+        .unwrap());
+    assert!(table.contains("when (UTC)"), "{table}");
+
+    let unknown = with_db(&db)
+        .args(["timeline", "nobody@example.com"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no customer is known"));
+
+    let q = ok(&with_db(&db)
+        .args(["quarantine", "list", "--format", "json"])
+        .output()
+        .unwrap());
+    let q: serde_json::Value = serde_json::from_str(&q).unwrap();
+    let q = q.as_array().unwrap();
+    assert_eq!(q.len(), 3);
+    for item in q {
+        assert!(
+            item["origin"].is_string() && item["line"].is_u64() && item["raw"].is_string(),
+            "{item}"
+        );
+        assert!(
+            item["field"].is_string() && item["expected"].is_string(),
+            "{item}"
+        );
+    }
+    let replay = ok(&with_db(&db)
+        .args(["quarantine", "replay"])
+        .output()
+        .unwrap());
+    assert!(
+        replay.contains("replayed 3: imported 0, still failing 3"),
+        "{replay}"
+    );
+    let id = q[0]["id"].as_i64().unwrap().to_string();
+    let d = ok(&with_db(&db)
+        .args(["quarantine", "dismiss", &id])
+        .output()
+        .unwrap());
+    assert!(d.contains("dismissed 1"));
+
+    let s = ok(&with_db(&db)
+        .args(["summary", "--format", "json"])
+        .output()
+        .unwrap());
+    let s: serde_json::Value = serde_json::from_str(&s).unwrap();
+    assert_eq!(s.as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn the_daemon_starts_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = bin()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("run")
+        .env("TIDELINE_CONFIG", samples().join("tideline.toml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let db = dir.path().join("tideline.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !db.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no database after 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("Tideline started.") && log.contains("Stopped."),
+        "{log}"
+    );
+    // Not a terminal: the log lines are JSON.
+    let first = log.lines().next().unwrap();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(first).is_ok(),
+        "{first}"
+    );
+}

@@ -1,0 +1,10 @@
+//! Tideline's integration tests, compiled as one binary. Storage tests run on SQLite and
+//! PostgreSQL (set TIDELINE_REQUIRE_POSTGRES=1 to fail instead of skipping when the
+//! server is down; CI does).
+
+mod common;
+
+mod cli;
+mod config;
+mod import;
+mod storage;

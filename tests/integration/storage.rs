@@ -1,0 +1,228 @@
+//! One storage story, run on SQLite and on PostgreSQL.
+
+use crate::common::TestDb;
+use crate::on_both_backends;
+use tideline::connectors::files::Preset;
+use tideline::ingest::{self, ImportOptions};
+use tideline::model::{Csat, Identity, IdentityKind, Interaction, InteractionKind};
+use tideline::pipeline::normalize::content_hash;
+use tideline::store::{QuarantineEntry, WriteBatch};
+
+fn interaction(id: &str, at: i64, email: Option<&str>, text: &str) -> Interaction {
+    let mut i = Interaction {
+        source: "test".into(),
+        external_id: id.into(),
+        kind: InteractionKind::Ticket,
+        parent_external_id: None,
+        occurred_at_ms: at,
+        updated_at_ms: Some(at),
+        location_id: Some("berlin-mitte".into()),
+        author_name: Some("Ana".into()),
+        identities: email
+            .map(|e| vec![Identity::new(IdentityKind::Email, e)])
+            .unwrap_or_default(),
+        text: Some(text.into()),
+        language: Some("en".into()),
+        language_confidence: Some(0.9),
+        stars: None,
+        nps: None,
+        csat: None,
+        ces: None,
+        status: Some("open".into()),
+        sentiment: None,
+        url: None,
+        raw: "{}".into(),
+        content_hash: String::new(),
+    };
+    i.content_hash = content_hash(&i);
+    i
+}
+
+fn batch(items: Vec<Interaction>) -> WriteBatch {
+    WriteBatch {
+        interactions: items,
+        ..Default::default()
+    }
+}
+
+async fn upserts_are_idempotent_and_edits_bump_the_revision(db: TestDb) {
+    let s = db.store.as_ref();
+    let a = interaction("1", 1_000, Some("a@x.org"), "hello");
+    let b = interaction("2", 2_000, Some("b@x.org"), "world");
+    let o = s
+        .write_batch(batch(vec![a.clone(), b.clone()]))
+        .await
+        .unwrap();
+    assert_eq!((o.inserted, o.updated, o.unchanged), (2, 0, 0));
+    let o = s
+        .write_batch(batch(vec![a.clone(), b.clone()]))
+        .await
+        .unwrap();
+    assert_eq!((o.inserted, o.updated, o.unchanged), (0, 0, 2));
+
+    let mut edited = interaction("1", 1_000, Some("a@x.org"), "hello, edited");
+    edited.updated_at_ms = Some(5_000);
+    edited.content_hash = content_hash(&edited);
+    let o = s.write_batch(batch(vec![edited])).await.unwrap();
+    assert_eq!((o.inserted, o.updated, o.unchanged), (0, 1, 0));
+    let cid = s
+        .customer_by_identity(&Identity::new(IdentityKind::Email, "a@x.org"))
+        .await
+        .unwrap()
+        .unwrap();
+    let t = s.timeline(&cid).await.unwrap();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].revision, 2);
+    assert_eq!(t[0].interaction.text.as_deref(), Some("hello, edited"));
+
+    // An older copy (earlier updated_at) does not overwrite the newer one.
+    let o = s.write_batch(batch(vec![a])).await.unwrap();
+    assert_eq!((o.inserted, o.updated, o.unchanged), (0, 0, 1));
+    assert_eq!(s.counts().await.unwrap().interactions, 2);
+}
+
+async fn the_last_copy_of_a_key_in_a_batch_wins(db: TestDb) {
+    let s = db.store.as_ref();
+    let first = interaction("1", 1_000, None, "first");
+    let mut second = interaction("1", 1_000, None, "second");
+    second.updated_at_ms = Some(2_000);
+    second.content_hash = content_hash(&second);
+    let o = s.write_batch(batch(vec![first, second])).await.unwrap();
+    assert_eq!((o.inserted, o.unchanged), (1, 1));
+    let fp = s.fingerprint().await.unwrap();
+    assert_eq!(fp.len(), 1);
+}
+
+async fn identities_join_and_merge_customers(db: TestDb) {
+    let s = db.store.as_ref();
+    let mut phone_only = interaction("p", 3_000, None, "by phone");
+    phone_only.identities = vec![Identity::new(IdentityKind::Phone, "+49301234567")];
+    phone_only.content_hash = content_hash(&phone_only);
+    s.write_batch(batch(vec![
+        interaction("e", 1_000, Some("ana@x.org"), "by mail"),
+        phone_only,
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(s.counts().await.unwrap().customers, 2);
+
+    // A survey that carries both joins them.
+    let mut both = interaction("s", 2_000, Some("ana@x.org"), "survey");
+    both.source = "delighted".into();
+    both.identities
+        .push(Identity::new(IdentityKind::Phone, "+49301234567"));
+    both.identities.sort();
+    both.content_hash = content_hash(&both);
+    let o = s.write_batch(batch(vec![both])).await.unwrap();
+    assert_eq!(o.merged_customers, 1);
+    let counts = s.counts().await.unwrap();
+    assert_eq!(counts.customers, 1);
+    let cid = s
+        .customer_by_identity(&Identity::new(IdentityKind::Phone, "+49301234567"))
+        .await
+        .unwrap()
+        .unwrap();
+    let t = s.timeline(&cid).await.unwrap();
+    let ids: Vec<&str> = t
+        .iter()
+        .map(|i| i.interaction.external_id.as_str())
+        .collect();
+    assert_eq!(ids, ["e", "s", "p"], "time order across sources");
+    let c = s.customer(&cid).await.unwrap().unwrap();
+    assert_eq!(c.identities.len(), 2);
+}
+
+async fn quarantine_rows_are_kept_once_and_can_be_resolved(db: TestDb) {
+    let s = db.store.as_ref();
+    let entry = QuarantineEntry {
+        source: "zendesk".into(),
+        preset: "zendesk-csv".into(),
+        origin: "/x/tickets.csv".into(),
+        line: Some(7),
+        field: Some("occurred_at (`Created at`)".into()),
+        expected: "a date".into(),
+        message: "`31/02` is not a date".into(),
+        raw: "{\"Id\":\"1\"}".into(),
+        options: serde_json::json!({}),
+    };
+    for _ in 0..2 {
+        s.write_batch(WriteBatch {
+            rejects: vec![entry.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let q = s.quarantine(Some("open")).await.unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].entry.line, Some(7));
+    s.write_batch(WriteBatch {
+        resolved_quarantine: vec![q[0].id],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert!(s.quarantine(Some("open")).await.unwrap().is_empty());
+    assert_eq!(s.quarantine(Some("replayed")).await.unwrap().len(), 1);
+}
+
+async fn location_figures_carry_their_sample_sizes(db: TestDb) {
+    let s = db.store.as_ref();
+    let mut items = Vec::new();
+    for (k, nps) in [10, 9, 8, 3].into_iter().enumerate() {
+        let mut i = interaction(&format!("n{k}"), 1_000 + k as i64, None, "x");
+        i.kind = InteractionKind::SurveyResponse;
+        i.nps = Some(nps);
+        i.content_hash = content_hash(&i);
+        items.push(i);
+    }
+    let mut c = interaction("c", 9_000, None, "y");
+    c.csat = Some(Csat {
+        value: 5.0,
+        scale: "1-5".into(),
+        satisfied: true,
+    });
+    c.content_hash = content_hash(&c);
+    items.push(c);
+    s.write_batch(batch(items)).await.unwrap();
+    let rows = s.location_summaries().await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!((r.nps_n, r.promoters, r.detractors), (4, 2, 1));
+    assert_eq!((r.csat_n, r.csat_satisfied), (1, 1));
+    assert_eq!(r.interactions, 5);
+}
+
+async fn a_file_import_is_idempotent(db: TestDb) {
+    let config = crate::common::demo_config();
+    let analyzer = crate::common::analyzer(&config);
+    let opts = ImportOptions {
+        path: crate::common::samples().join("delighted_responses.json"),
+        preset: Preset::DelightedJson,
+        mapping: None,
+        source: None,
+        location: None,
+        timezone: None,
+    };
+    let first = ingest::import_file(db.store.as_ref(), analyzer.clone(), &config, &opts)
+        .await
+        .unwrap();
+    assert!(first.inserted > 50, "{first:?}");
+    assert_eq!(first.quarantined, 1, "the sample holds one NPS of 14");
+    let second = ingest::import_file(db.store.as_ref(), analyzer, &config, &opts)
+        .await
+        .unwrap();
+    assert_eq!(second.inserted, 0);
+    assert_eq!(second.updated, 0);
+    assert_eq!(second.unchanged, first.inserted);
+    assert_eq!(db.store.quarantine(Some("open")).await.unwrap().len(), 1);
+}
+
+on_both_backends!(
+    upserts_are_idempotent_and_edits_bump_the_revision,
+    the_last_copy_of_a_key_in_a_batch_wins,
+    identities_join_and_merge_customers,
+    quarantine_rows_are_kept_once_and_can_be_resolved,
+    location_figures_carry_their_sample_sizes,
+    a_file_import_is_idempotent,
+);
