@@ -60,6 +60,9 @@ pub struct ImportReport {
     pub languages_fast: u64,
     pub languages_model: u64,
     pub seconds: f64,
+    /// Time spent reading and analysing (on the reader thread) and writing (in the store).
+    pub seconds_reading: f64,
+    pub seconds_writing: f64,
 }
 
 impl ImportReport {
@@ -223,23 +226,29 @@ pub async fn import_file(
     bar.set_message(format!("{}", opts.path.display()));
     let batch_rows = config.import.batch_rows;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, crate::pipeline::Processed)>(2);
+    let reading_nanos = Arc::new(AtomicU64::new(0));
     let bytes_read = Arc::new(AtomicU64::new(0));
     let reader = {
         let bytes_read = bytes_read.clone();
+        let reading_nanos = reading_nanos.clone();
         let path = opts.path.clone();
         let preset = opts.preset;
         let analyzer = analyzer.clone();
         let cx = cx.clone();
         tokio::task::spawn_blocking(move || -> Result<(), ImportError> {
+            let mut since = Instant::now();
             let mut records = Vec::with_capacity(batch_rows);
             let mut rejects = Vec::new();
             let mut read = 0u64;
-            let flush = |records: &mut Vec<_>, rejects: &mut Vec<RowError>, read: &mut u64| {
+            let mut flush = |records: &mut Vec<_>, rejects: &mut Vec<RowError>, read: &mut u64| {
                 let mut processed = analyzer.process(records, &cx);
                 processed.rejects.splice(0..0, rejects.drain(..));
                 records.clear();
                 let n = std::mem::take(read);
-                tx.blocking_send((n, processed)).is_ok()
+                reading_nanos.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                let sent = tx.blocking_send((n, processed)).is_ok();
+                since = Instant::now();
+                sent
             };
             files::read_file(
                 &path,
@@ -286,7 +295,10 @@ pub async fn import_file(
             read,
             ..Default::default()
         };
-        match store.write_batch(batch).await {
+        let write_started = Instant::now();
+        let written = store.write_batch(batch).await;
+        report.seconds_writing += write_started.elapsed().as_secs_f64();
+        match written {
             Ok(outcome) => report.add(&outcome, &processed.languages),
             Err(e) => {
                 write_result = Err(e);
@@ -311,6 +323,7 @@ pub async fn import_file(
     }
     store.finish_import_run(run, "done").await?;
     report.seconds = started.elapsed().as_secs_f64();
+    report.seconds_reading = reading_nanos.load(Ordering::Relaxed) as f64 / 1e9;
     tracing::info!(
         file = %report.file,
         read = report.read,

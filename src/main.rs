@@ -299,6 +299,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     dir,
                 },
         } => {
+            let keep = dir.is_some();
             let dir = dir.unwrap_or_else(|| {
                 std::env::temp_dir().join(format!("tideline-bench-{}", std::process::id()))
             });
@@ -314,6 +315,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     .unwrap_or_else(|| "unknown".into())
             );
             println!(
+                "  reading+analysis {:.2}s, store writes {:.2}s (they overlap)",
+                r.report.seconds_reading, r.report.seconds_writing
+            );
+            println!(
                 "  inserted {}, quarantined {}; languages: {} declared, {} fast pass, {} model",
                 r.report.inserted,
                 r.report.quarantined,
@@ -321,7 +326,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 r.report.languages_fast,
                 r.report.languages_model
             );
-            if !dir.as_os_str().is_empty() && dir.starts_with(std::env::temp_dir()) {
+            if !keep {
                 let _ = std::fs::remove_dir_all(&dir);
             }
             Ok(ExitCode::SUCCESS)

@@ -314,10 +314,10 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
     }
 
     // import
-    let batch_rows = raw.import.batch_rows.unwrap_or(1000);
+    let batch_rows = raw.import.batch_rows.unwrap_or(5000);
     if !(1..=100_000).contains(&batch_rows) {
         problems.push(format!(
-            "import.batch_rows: {batch_rows} is out of range; fix: use 1 to 100000 (default 1000)"
+            "import.batch_rows: {batch_rows} is out of range; fix: use 1 to 100000 (default 5000)"
         ));
     }
     let default_timezone = parse_tz(
@@ -453,7 +453,7 @@ mod tests {
     #[test]
     fn empty_file_is_valid() {
         let c = Config::from_toml("", "t.toml", &Overrides::default()).unwrap();
-        assert_eq!(c.import.batch_rows, 1000);
+        assert_eq!(c.import.batch_rows, 5000);
         assert!(c.storage.database_url.is_none());
     }
 

@@ -190,7 +190,7 @@ impl LanguageDetector {
                 }
             }
         }
-        for ch in text.chars() {
+        for ch in text.chars().filter(|c| !c.is_ascii()) {
             if let Some((_, code)) = UNIQUE_LETTERS.iter().find(|(c, _)| *c == ch)
                 && let Some(i) = self.codes.iter().position(|c| c == code)
             {

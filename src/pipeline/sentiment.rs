@@ -155,7 +155,11 @@ fn tokenize(text: &str) -> Vec<Token> {
     let mut i = 0;
     while i < bytes.len() {
         let rest = &bytes[i..];
-        if let Some(e) = EMOTICONS.iter().find(|e| rest.starts_with(**e)) {
+        let may_start_emoticon = matches!(
+            rest.as_bytes()[0],
+            b':' | b';' | b'x' | b'<' | b'=' | b'^' | b'-'
+        );
+        if may_start_emoticon && let Some(e) = EMOTICONS.iter().find(|e| rest.starts_with(**e)) {
             // Only a free-standing emoticon, not `:d` inside `http://d...`.
             let prev_ok = i == 0 || !bytes[..i].ends_with(|c: char| c.is_alphanumeric());
             let next_ok = !rest[e.len()..].starts_with(|c: char| c.is_alphanumeric());

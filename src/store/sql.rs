@@ -221,18 +221,25 @@ macro_rules! impl_store {
                 wanted.sort();
                 wanted.dedup();
                 let mut known: HashMap<Identity, String> = HashMap::new();
-                for chunk in wanted.chunks(500) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT kind, value, customer_id FROM identities WHERE value IN (",
-                    );
-                    let mut sep = qb.separated(", ");
-                    for id in chunk {
-                        sep.push_bind(id.value.as_str());
-                    }
-                    qb.push(")");
-                    for row in qb.build().fetch_all(&mut *tx).await? {
-                        let kind: String = row.try_get("kind")?;
-                        if let Some(kind) = IdentityKind::parse(&kind) {
+                // One query per kind, so the (kind, value) primary key serves the lookup.
+                for kind in [IdentityKind::Email, IdentityKind::Phone, IdentityKind::Platform] {
+                    let values: Vec<&str> = wanted
+                        .iter()
+                        .filter(|i| i.kind == kind)
+                        .map(|i| i.value.as_str())
+                        .collect();
+                    for chunk in values.chunks(500) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "SELECT value, customer_id FROM identities WHERE kind = ",
+                        );
+                        qb.push_bind(kind.as_str());
+                        qb.push(" AND value IN (");
+                        let mut sep = qb.separated(", ");
+                        for v in chunk {
+                            sep.push_bind(*v);
+                        }
+                        qb.push(")");
+                        for row in qb.build().fetch_all(&mut *tx).await? {
                             known.insert(
                                 Identity::new(kind, row.try_get::<String, _>("value")?),
                                 row.try_get("customer_id")?,
@@ -241,23 +248,24 @@ macro_rules! impl_store {
                     }
                 }
                 let resolution = identify::resolve(&id_lists, &known);
-                for (cid, _seed) in &resolution.new_customers {
-                    let name = batch
-                        .interactions
-                        .iter()
-                        .zip(&resolution.assignments)
-                        .find(|(i, a)| a.as_deref() == Some(cid.as_str()) && i.author_name.is_some())
-                        .and_then(|(i, _)| i.author_name.clone());
-                    let r = sqlx::query(
-                        "INSERT INTO customers (id, display_name, created_at_ms) VALUES ($1, $2, $3) \
-                         ON CONFLICT (id) DO NOTHING",
-                    )
-                    .bind(cid)
-                    .bind(name)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    out.new_customers += r.rows_affected();
+                let mut first_name: HashMap<&str, &str> = HashMap::new();
+                for (i, a) in batch.interactions.iter().zip(&resolution.assignments) {
+                    if let (Some(a), Some(n)) = (a, i.author_name.as_deref()) {
+                        first_name.entry(a.as_str()).or_insert(n);
+                    }
+                }
+                let new_customers: Vec<&String> = resolution.new_customers.keys().collect();
+                for chunk in new_customers.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO customers (id, display_name, created_at_ms) ",
+                    );
+                    qb.push_values(chunk, |mut b, cid| {
+                        b.push_bind(cid.as_str())
+                            .push_bind(first_name.get(cid.as_str()).copied())
+                            .push_bind(now);
+                    });
+                    qb.push(" ON CONFLICT (id) DO NOTHING");
+                    out.new_customers += qb.build().execute(&mut *tx).await?.rows_affected();
                 }
                 for (from, into) in &resolution.merges {
                     for sql in [
@@ -269,18 +277,22 @@ macro_rules! impl_store {
                     }
                     out.merged_customers += 1;
                 }
-                for (identity, cid) in &resolution.new_identities {
-                    sqlx::query(
-                        "INSERT INTO identities (kind, value, customer_id, first_seen_ms) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (kind, value) DO UPDATE SET \
-                         customer_id = excluded.customer_id",
-                    )
-                    .bind(identity.kind.as_str())
-                    .bind(&identity.value)
-                    .bind(cid)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                let new_identities: Vec<(&Identity, &String)> =
+                    resolution.new_identities.iter().collect();
+                for chunk in new_identities.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO identities (kind, value, customer_id, first_seen_ms) ",
+                    );
+                    qb.push_values(chunk, |mut b, (identity, cid)| {
+                        b.push_bind(identity.kind.as_str())
+                            .push_bind(identity.value.as_str())
+                            .push_bind(cid.as_str())
+                            .push_bind(now);
+                    });
+                    qb.push(
+                        " ON CONFLICT (kind, value) DO UPDATE SET customer_id = excluded.customer_id",
+                    );
+                    qb.build().execute(&mut *tx).await?;
                 }
 
                 // 2. Interactions: multi-row upserts. The last copy of a key in a batch wins.

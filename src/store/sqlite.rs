@@ -25,7 +25,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(opts.busy_timeout_secs))
             .foreign_keys(true)
-            .pragma("cache_size", "-16384");
+            .pragma("cache_size", "-16384")
+            .pragma("wal_autocheckpoint", "16384");
         if let Some(parent) = options.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
