@@ -5,7 +5,7 @@
 //! The word lists in `data/stopwords/` were written for this project.
 
 use lingua::{IsoCode639_1, Language, LanguageDetector as Lingua, LanguageDetectorBuilder};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::str::FromStr;
 
 macro_rules! stopwords {
@@ -106,7 +106,7 @@ impl LanguageDetector {
                 lingua_langs.push(Language::German);
             }
         }
-        let mut words: HashMap<&'static str, u16> = HashMap::new();
+        let mut words: HashMap<&'static str, u16> = HashMap::default();
         for (i, code) in codes.iter().enumerate() {
             let list = STOPWORDS
                 .iter()
@@ -201,8 +201,11 @@ impl LanguageDetector {
         order.sort_by_key(|i| std::cmp::Reverse(counts[*i]));
         let (best, second) = (counts[order[0]], counts[order[1]]);
         // At least three function words' worth of evidence, three times the runner-up,
-        // and a fair share of the tokens.
-        if best >= 6 && best >= 3 * second.max(1) && best * 4 >= tokens {
+        // and a fair share of the tokens; or, in a short text, two function words of one
+        // language and no evidence for any other.
+        let clear = best >= 6 && best >= 3 * second.max(1) && best * 6 >= tokens;
+        let short_and_alone = best >= 4 && second == 0 && tokens <= 12;
+        if clear || short_and_alone {
             Some(Detection {
                 language: Some(self.codes[order[0]].to_string()),
                 confidence: Some(0.9),

@@ -60,9 +60,15 @@ impl Analyzer {
             .unwrap_or(1)
             .min(8);
         let chunk = work.len().div_ceil(threads).max(64);
+        let mut parts = Vec::new();
+        while work.len() > chunk {
+            let rest = work.split_off(chunk);
+            parts.push(std::mem::replace(&mut work, rest));
+        }
+        parts.push(work);
         let results: Vec<(Vec<Interaction>, LanguageStats)> = std::thread::scope(|s| {
-            let handles: Vec<_> = work
-                .chunks(chunk)
+            let handles: Vec<_> = parts
+                .into_iter()
                 .map(|part| s.spawn(move || self.analyse(part)))
                 .collect();
             handles
@@ -79,12 +85,12 @@ impl Analyzer {
         out
     }
 
-    fn analyse(&self, part: &[normalize::Normalized]) -> (Vec<Interaction>, LanguageStats) {
+    fn analyse(&self, part: Vec<normalize::Normalized>) -> (Vec<Interaction>, LanguageStats) {
         let mut stats = LanguageStats::default();
         let items = part
-            .iter()
+            .into_iter()
             .map(|n| {
-                let mut i = n.interaction.clone();
+                let mut i = n.interaction;
                 if let Some(text) = i.text.as_deref() {
                     let d = self.detector.detect(text, n.language_hint.as_deref());
                     match d.method {

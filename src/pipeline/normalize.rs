@@ -621,6 +621,19 @@ pub fn parse_instant(s: &str, tz: Tz, formats: &[String]) -> Option<i64> {
             return local_to_utc(d.and_hms_opt(0, 0, 0)?, tz);
         }
     }
+    // The most common forms first, without trying every format.
+    let b = t.as_bytes();
+    if b.len() >= 19 && b[4] == b'-' && b[7] == b'-' && b[13] == b':' {
+        if b.len() == 19 && b[10] == b' ' {
+            if let Ok(ndt) = NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S") {
+                return local_to_utc(ndt, tz);
+            }
+        } else if b[10] == b'T'
+            && let Ok(dt) = DateTime::parse_from_rfc3339(t)
+        {
+            return Some(dt.timestamp_millis());
+        }
+    }
     if t.bytes().all(|b| b.is_ascii_digit()) {
         let n: i64 = t.parse().ok()?;
         return match t.len() {

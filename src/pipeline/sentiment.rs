@@ -5,7 +5,7 @@
 //! The lexicons in `data/lexicon/` were written for this project.
 
 use crate::model::{Sentiment, SentimentLabel};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 macro_rules! lexicons {
     ($($code:literal),* $(,)?) => {
@@ -286,7 +286,13 @@ impl SentimentScorer {
                     .words
                     .get(text_tok)
                     .or_else(|| self.emoji.words.get(text_tok))
-                    .or_else(|| lx.folded.get(&fold(text_tok)))
+                    .or_else(|| {
+                        if text_tok.is_ascii() {
+                            lx.folded.get(text_tok.as_str())
+                        } else {
+                            lx.folded.get(&fold(text_tok))
+                        }
+                    })
                     .copied();
                 if let Some(v) = value.as_mut()
                     && negate_left > 0

@@ -44,6 +44,8 @@ impl PgStore {
             .await?;
         Ok(tx)
     }
+
+    fn after_write(&self) {}
 }
 
 super::sql::impl_store!(PgStore, sqlx::Postgres, "postgres");

@@ -14,7 +14,7 @@ pub(super) const INTERACTION_COLUMNS: &str = "source, external_id, kind, parent_
     sentiment_model, url, raw, content_hash, revision, first_seen_ms, last_changed_ms";
 
 /// Binds per interaction row; the statement size stays under both backends' limits.
-pub(super) const ROWS_PER_STATEMENT: usize = 200;
+pub(super) const ROWS_PER_STATEMENT: usize = 500;
 
 pub(super) const UPSERT_TAIL: &str = " ON CONFLICT (source, external_id) DO UPDATE SET \
     kind = excluded.kind, parent_external_id = excluded.parent_external_id, \
@@ -428,6 +428,7 @@ macro_rules! impl_store {
                     .await?;
                 }
                 tx.commit().await?;
+                self.after_write();
                 Ok(out)
             }
 

@@ -4,11 +4,14 @@
 use crate::config::{Secret, redact_url};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: sqlx::SqlitePool,
+    checkpointing: Arc<AtomicBool>,
 }
 
 impl SqliteStore {
@@ -26,7 +29,9 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(opts.busy_timeout_secs))
             .foreign_keys(true)
             .pragma("cache_size", "-16384")
-            .pragma("wal_autocheckpoint", "16384");
+            // Checkpoints run in the background after writes (see `after_write`); this is
+            // only the backstop that bounds the WAL (256 MiB) if they fall behind.
+            .pragma("wal_autocheckpoint", "65536");
         if let Some(parent) = options.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
@@ -42,11 +47,34 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migrate(e.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            checkpointing: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Copies the WAL into the database on another connection, so the writer does not stall
+    /// on checkpoint IO. A PASSIVE checkpoint never blocks writers or readers; one runs at a
+    /// time, and a batch written meanwhile is picked up by the next one.
+    fn after_write(&self) {
+        if self.checkpointing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = self.pool.clone();
+        let flag = self.checkpointing.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(error = %e, "Background WAL checkpoint failed; the next write retries.");
+            }
+            flag.store(false, Ordering::Release);
+        });
     }
 }
 
