@@ -69,10 +69,7 @@ pub async fn import(
     let mut config = config.clone();
     config.storage.database_url = overrides.database_url.clone();
     let store = store::connect(&config.storage.effective_url(), &ConnectOptions::default()).await?;
-    let analyzer = Arc::new(Analyzer::new(
-        &config.pipeline.languages,
-        config.pipeline.min_detect_chars,
-    ));
+    let analyzer = Arc::new(Analyzer::from_config(&config.pipeline));
     let opts = ImportOptions {
         path: file,
         preset: Preset::ZendeskCsv,

@@ -133,17 +133,11 @@ pub async fn run(out: &Path) -> Result<DemoReport, DemoError> {
     let config = Config::load(Some(&samples.join("tideline.toml")), &overrides)?;
     let store = store::connect(
         &config.storage.effective_url(),
-        &ConnectOptions {
-            max_connections: config.storage.max_connections,
-            busy_timeout_secs: config.storage.busy_timeout_secs,
-        },
+        &ConnectOptions::from(&config.storage),
     )
     .await?;
     store.put_locations(&config.locations).await?;
-    let analyzer = Arc::new(Analyzer::new(
-        &config.pipeline.languages,
-        config.pipeline.min_detect_chars,
-    ));
+    let analyzer = Arc::new(Analyzer::from_config(&config.pipeline));
 
     let mut text = String::from(
         "Tideline demo: Harbor & Crumb, five stores, tickets, surveys and reviews.\n\n",
@@ -230,17 +224,18 @@ pub async fn run(out: &Path) -> Result<DemoReport, DemoError> {
         text.push_str(&format!(
             "  #{} {}:{} {}: {} (expected {})\n",
             q.id,
-            Path::new(&q.entry.origin)
+            Path::new(&q.entry.error.origin)
                 .file_name()
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             q.entry
+                .error
                 .line
                 .map(|l| l.to_string())
                 .unwrap_or_else(|| "-".into()),
-            q.entry.field.as_deref().unwrap_or("record"),
-            q.entry.message,
-            q.entry.expected
+            q.entry.error.field.as_deref().unwrap_or("record"),
+            q.entry.error.message,
+            q.entry.error.expected
         ));
     }
     write(

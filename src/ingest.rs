@@ -119,7 +119,7 @@ fn context(
 }
 
 fn quarantine_entry(
-    e: RowError,
+    error: RowError,
     source: &str,
     preset: Preset,
     opts: &ReplayOptions,
@@ -127,13 +127,8 @@ fn quarantine_entry(
     QuarantineEntry {
         source: source.to_string(),
         preset: preset.name().to_string(),
-        origin: e.origin,
-        line: e.line,
-        field: e.field,
-        expected: e.expected,
-        message: e.message,
-        raw: e.raw,
         options: serde_json::to_value(opts).expect("plain data"),
+        error,
     }
 }
 
@@ -385,9 +380,9 @@ pub async fn replay_quarantine(
             opts.timezone.as_deref(),
         )?;
         let rec = files::record_from_raw(
-            &item.entry.raw,
-            &item.entry.origin,
-            item.entry.line,
+            &item.entry.error.raw,
+            &item.entry.error.origin,
+            item.entry.error.line,
             preset,
             mapping,
         );

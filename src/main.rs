@@ -184,14 +184,7 @@ fn main() -> ExitCode {
 
 async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
     let url = config.storage.effective_url();
-    let store = store::connect(
-        &url,
-        &ConnectOptions {
-            max_connections: config.storage.max_connections,
-            busy_timeout_secs: config.storage.busy_timeout_secs,
-        },
-    )
-    .await?;
+    let store = store::connect(&url, &ConnectOptions::from(&config.storage)).await?;
     store.put_locations(&config.locations).await?;
     tracing::debug!(database = %redact_url(url.expose()), backend = store.backend(), "Store opened.");
     Ok(store)
@@ -231,10 +224,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 );
             };
             let store = open_store(&config).await?;
-            let analyzer = Arc::new(Analyzer::new(
-                &config.pipeline.languages,
-                config.pipeline.min_detect_chars,
-            ));
+            let analyzer = Arc::new(Analyzer::from_config(&config.pipeline));
             let opts = ImportOptions {
                 path,
                 preset,
@@ -354,14 +344,15 @@ async fn quarantine(config: &Config, command: QuarantineCommand) -> Result<ExitC
                             "#{:<5} {:<9} {}:{} field {}: {} (expected {})",
                             q.id,
                             q.status,
-                            q.entry.origin,
+                            q.entry.error.origin,
                             q.entry
+                                .error
                                 .line
                                 .map(|l| l.to_string())
                                 .unwrap_or_else(|| "-".into()),
-                            q.entry.field.as_deref().unwrap_or("-"),
-                            q.entry.message,
-                            q.entry.expected
+                            q.entry.error.field.as_deref().unwrap_or("-"),
+                            q.entry.error.message,
+                            q.entry.error.expected
                         );
                     }
                     println!("{} row(s)", items.len());
@@ -369,8 +360,7 @@ async fn quarantine(config: &Config, command: QuarantineCommand) -> Result<ExitC
             }
         }
         QuarantineCommand::Replay { ids, mapping } => {
-            let analyzer =
-                Analyzer::new(&config.pipeline.languages, config.pipeline.min_detect_chars);
+            let analyzer = Analyzer::from_config(&config.pipeline);
             let r = ingest::replay_quarantine(
                 store.as_ref(),
                 &analyzer,

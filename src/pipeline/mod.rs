@@ -37,6 +37,10 @@ pub struct Analyzer {
 }
 
 impl Analyzer {
+    pub fn from_config(c: &crate::config::PipelineConfig) -> Self {
+        Self::new(&c.languages, c.min_detect_chars)
+    }
+
     pub fn new(languages: &[String], min_detect_chars: usize) -> Self {
         Self {
             detector: LanguageDetector::new(languages, min_detect_chars),

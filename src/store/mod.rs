@@ -12,6 +12,7 @@ mod sqlite;
 
 use crate::config::{Secret, redact_url};
 use crate::model::{Identity, Interaction, Location};
+use crate::pipeline::RowError;
 use async_trait::async_trait;
 use serde::Serialize;
 use std::sync::Arc;
@@ -33,19 +34,16 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// A row that could not be read, as it goes into quarantine.
+/// A row that could not be read, as it goes into quarantine: the error (place, field,
+/// expected form, raw text) and how it was imported, so it can be replayed.
 #[derive(Debug, Clone, Serialize)]
 pub struct QuarantineEntry {
     pub source: String,
     pub preset: String,
-    pub origin: String,
-    pub line: Option<u64>,
-    pub field: Option<String>,
-    pub expected: String,
-    pub message: String,
-    pub raw: String,
     /// How it was imported (mapping path, location, time zone), for replay.
     pub options: serde_json::Value,
+    #[serde(flatten)]
+    pub error: RowError,
 }
 
 /// A quarantined row as stored.
@@ -209,6 +207,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 pub struct ConnectOptions {
     pub max_connections: u32,
     pub busy_timeout_secs: u64,
+}
+
+impl From<&crate::config::StorageConfig> for ConnectOptions {
+    fn from(c: &crate::config::StorageConfig) -> Self {
+        Self {
+            max_connections: c.max_connections,
+            busy_timeout_secs: c.busy_timeout_secs,
+        }
+    }
 }
 
 impl Default for ConnectOptions {

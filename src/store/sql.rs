@@ -364,7 +364,8 @@ macro_rules! impl_store {
                 out.unchanged += (batch.interactions.len() - rows.len()) as u64;
 
                 // 3. Quarantine, replays, progress.
-                for r in &batch.rejects {
+                for q in &batch.rejects {
+                    let r = &q.error;
                     let raw_hash = hex::encode(
                         &<sha2::Sha256 as sha2::Digest>::digest(r.raw.as_bytes())[..16],
                     );
@@ -376,8 +377,8 @@ macro_rules! impl_store {
                          field = excluded.field, expected = excluded.expected, \
                          message = excluded.message, options = excluded.options",
                     )
-                    .bind(&r.source)
-                    .bind(&r.preset)
+                    .bind(&q.source)
+                    .bind(&q.preset)
                     .bind(&r.origin)
                     .bind(r.line.map(|l| l as i64).unwrap_or(0))
                     .bind(&r.field)
@@ -385,7 +386,7 @@ macro_rules! impl_store {
                     .bind(&r.message)
                     .bind(&r.raw)
                     .bind(raw_hash)
-                    .bind(r.options.to_string())
+                    .bind(q.options.to_string())
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
@@ -616,14 +617,16 @@ macro_rules! impl_store {
                             entry: QuarantineEntry {
                                 source: r.try_get("source")?,
                                 preset: r.try_get("preset")?,
-                                origin: r.try_get("origin")?,
-                                line: (line > 0).then_some(line as u64),
-                                field: r.try_get("field")?,
-                                expected: r.try_get("expected")?,
-                                message: r.try_get("message")?,
-                                raw: r.try_get("raw")?,
                                 options: serde_json::from_str(&options)
                                     .unwrap_or(serde_json::Value::Null),
+                                error: $crate::pipeline::RowError {
+                                    origin: r.try_get("origin")?,
+                                    line: (line > 0).then_some(line as u64),
+                                    field: r.try_get("field")?,
+                                    expected: r.try_get("expected")?,
+                                    message: r.try_get("message")?,
+                                    raw: r.try_get("raw")?,
+                                },
                             },
                         })
                     })

@@ -134,12 +134,7 @@ pub fn analyzer(config: &Config) -> Arc<Analyzer> {
     use std::sync::OnceLock;
     static SHARED: OnceLock<Arc<Analyzer>> = OnceLock::new();
     SHARED
-        .get_or_init(|| {
-            Arc::new(Analyzer::new(
-                &config.pipeline.languages,
-                config.pipeline.min_detect_chars,
-            ))
-        })
+        .get_or_init(|| Arc::new(Analyzer::from_config(&config.pipeline)))
         .clone()
 }
 

@@ -64,8 +64,15 @@ async fn utf16_semicolons_decimal_commas_multiline_ragged_and_bad_utf8() {
     let r = import(&db, &o).await;
     assert_eq!((r.read, r.inserted, r.quarantined), (3, 2, 1), "{r:?}");
     let q = db.store.quarantine(Some("open")).await.unwrap();
-    assert_eq!(q[0].entry.line, Some(5), "r3 starts on physical line 5");
-    assert_eq!(q[0].entry.field.as_deref(), Some("occurred_at (`Date`)"));
+    assert_eq!(
+        q[0].entry.error.line,
+        Some(5),
+        "r3 starts on physical line 5"
+    );
+    assert_eq!(
+        q[0].entry.error.field.as_deref(),
+        Some("occurred_at (`Date`)")
+    );
 
     let s = db.store.as_ref();
     let ana = s
@@ -112,10 +119,10 @@ async fn utf16_semicolons_decimal_commas_multiline_ragged_and_bad_utf8() {
     let q = db.store.quarantine(Some("open")).await.unwrap();
     let utf = q
         .iter()
-        .find(|q| q.entry.origin.ends_with("bad.csv"))
+        .find(|q| q.entry.error.origin.ends_with("bad.csv"))
         .unwrap();
-    assert_eq!(utf.entry.line, Some(3));
-    assert_eq!(utf.entry.field.as_deref(), Some("`Review`"));
+    assert_eq!(utf.entry.error.line, Some(3));
+    assert_eq!(utf.entry.error.field.as_deref(), Some("`Review`"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,9 +152,9 @@ async fn zendesk_json_pages_and_account_export_lines() {
     assert_eq!((r.inserted, r.quarantined), (1, 1), "{r:?}");
     let q = db.store.quarantine(Some("open")).await.unwrap();
     assert!(
-        q[0].entry.line.unwrap() > 10,
+        q[0].entry.error.line.unwrap() > 10,
         "line of the second ticket: {:?}",
-        q[0].entry.line
+        q[0].entry.error.line
     );
     let s = db.store.as_ref();
     let cid = s
@@ -184,8 +191,8 @@ async fn streamed_json_arrays_report_the_line_of_a_bad_element() {
     let r = import(&db, &opts(&file, Preset::DelightedJson)).await;
     assert_eq!((r.inserted, r.quarantined), (2, 1), "{r:?}");
     let q = db.store.quarantine(Some("open")).await.unwrap();
-    assert_eq!(q[0].entry.line, Some(4));
-    assert_eq!(q[0].entry.field.as_deref(), Some("csat (`score`)"));
+    assert_eq!(q[0].entry.error.line, Some(4));
+    assert_eq!(q[0].entry.error.field.as_deref(), Some("csat (`score`)"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,7 +249,12 @@ async fn issue_2_hundred_thousand_rows_with_one_percent_malformed() {
     let q = db.store.quarantine(Some("open")).await.unwrap();
     let mut got: Vec<(u64, String)> = q
         .iter()
-        .map(|q| (q.entry.line.unwrap(), q.entry.field.clone().unwrap()))
+        .map(|q| {
+            (
+                q.entry.error.line.unwrap(),
+                q.entry.error.field.clone().unwrap(),
+            )
+        })
         .collect();
     got.sort();
     let want: Vec<(u64, String)> = stats
@@ -366,14 +378,14 @@ async fn issue_2_a_killed_import_converges_when_run_again() {
         .await
         .unwrap()
         .into_iter()
-        .map(|q| (q.entry.line, q.entry.raw))
+        .map(|q| (q.entry.error.line, q.entry.error.raw))
         .collect();
     let qb: Vec<_> = b
         .quarantine(None)
         .await
         .unwrap()
         .into_iter()
-        .map(|q| (q.entry.line, q.entry.raw))
+        .map(|q| (q.entry.error.line, q.entry.error.raw))
         .collect();
     assert_eq!(qa, qb);
     assert_eq!(a.counts().await.unwrap(), b.counts().await.unwrap());

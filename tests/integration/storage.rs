@@ -5,6 +5,7 @@ use crate::on_both_backends;
 use tideline::connectors::files::Preset;
 use tideline::ingest::{self, ImportOptions};
 use tideline::model::{Csat, Identity, IdentityKind, Interaction, InteractionKind};
+use tideline::pipeline::RowError;
 use tideline::pipeline::normalize::content_hash;
 use tideline::store::{QuarantineEntry, WriteBatch};
 
@@ -137,13 +138,15 @@ async fn quarantine_rows_are_kept_once_and_can_be_resolved(db: TestDb) {
     let entry = QuarantineEntry {
         source: "zendesk".into(),
         preset: "zendesk-csv".into(),
-        origin: "/x/tickets.csv".into(),
-        line: Some(7),
-        field: Some("occurred_at (`Created at`)".into()),
-        expected: "a date".into(),
-        message: "`31/02` is not a date".into(),
-        raw: "{\"Id\":\"1\"}".into(),
         options: serde_json::json!({}),
+        error: RowError {
+            origin: "/x/tickets.csv".into(),
+            line: Some(7),
+            field: Some("occurred_at (`Created at`)".into()),
+            expected: "a date".into(),
+            message: "`31/02` is not a date".into(),
+            raw: "{\"Id\":\"1\"}".into(),
+        },
     };
     for _ in 0..2 {
         s.write_batch(WriteBatch {
@@ -155,7 +158,7 @@ async fn quarantine_rows_are_kept_once_and_can_be_resolved(db: TestDb) {
     }
     let q = s.quarantine(Some("open")).await.unwrap();
     assert_eq!(q.len(), 1);
-    assert_eq!(q[0].entry.line, Some(7));
+    assert_eq!(q[0].entry.error.line, Some(7));
     s.write_batch(WriteBatch {
         resolved_quarantine: vec![q[0].id],
         ..Default::default()
