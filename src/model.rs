@@ -105,9 +105,15 @@ impl Identity {
         }
     }
 
-    /// `kind:value`, the stable text form used in hashes and customer ids.
+    /// `kind:value`, the stable text form used in hashes, customer ids and storage.
     pub fn key(&self) -> String {
         format!("{}:{}", self.kind.as_str(), self.value)
+    }
+
+    /// The inverse of [`Identity::key`].
+    pub fn from_key(key: &str) -> Option<Self> {
+        let (kind, value) = key.split_once(':')?;
+        Some(Self::new(IdentityKind::parse(kind)?, value))
     }
 }
 

@@ -38,7 +38,7 @@ CREATE TABLE interactions (
     location_id           TEXT,
     customer_id           TEXT,
     author_name           TEXT,
-    identities            TEXT NOT NULL DEFAULT '[]',
+    identities            TEXT NOT NULL DEFAULT '[]', -- strong identities as ["kind:value", ...]
     text                  TEXT,
     language              TEXT,
     language_confidence   REAL,

@@ -47,6 +47,27 @@ const UNIQUE_LETTERS: &[(char, &str)] = &[
     ('ÿ', "fr"),
 ];
 
+/// The model reads at most this many characters: its cost grows with the text, its
+/// accuracy does not beyond a couple of sentences.
+const MODEL_SAMPLE_CHARS: usize = 240;
+
+/// The first `max` characters of `text`, cut at a word boundary when there is one.
+fn sample(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        None => text,
+        Some((end, next)) => {
+            let head = &text[..end];
+            if next.is_whitespace() {
+                return head;
+            }
+            match head.rfind(char::is_whitespace) {
+                Some(cut) if cut >= end / 2 => &head[..cut],
+                _ => head,
+            }
+        }
+    }
+}
+
 /// How a language was decided, for measurement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -147,7 +168,9 @@ impl LanguageDetector {
         if let Some(d) = self.fast(text) {
             return d;
         }
-        let values = self.lingua.compute_language_confidence_values(text);
+        let values = self
+            .lingua
+            .compute_language_confidence_values(sample(text, MODEL_SAMPLE_CHARS));
         let Some((lang, conf)) = values.first().copied() else {
             return declared_only();
         };
@@ -258,6 +281,15 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn the_model_sample_ends_on_a_word_boundary() {
+        assert_eq!(sample("short", 240), "short");
+        assert_eq!(sample("ab cd ef", 5), "ab cd");
+        assert_eq!(sample("ab cd ef", 4), "ab");
+        assert_eq!(sample("żółć żółć", 6), "żółć");
+        assert_eq!(sample("abcdefgh", 4), "abcd");
     }
 
     #[test]

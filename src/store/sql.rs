@@ -78,6 +78,17 @@ macro_rules! impl_store {
         use sqlx::Row;
         use std::collections::HashMap;
 
+        /// The strong identities as a JSON array of `kind:value` keys; the name identity
+        /// is the `author_name` column and is not stored twice.
+        fn strong_identity_keys(ids: &[Identity]) -> String {
+            let keys: Vec<String> = ids
+                .iter()
+                .filter(|i| i.kind.is_strong())
+                .map(Identity::key)
+                .collect();
+            serde_json::to_string(&keys).expect("strings")
+        }
+
         fn opt_bool(v: Option<bool>) -> Option<i64> {
             v.map(i64::from)
         }
@@ -87,8 +98,15 @@ macro_rules! impl_store {
             let kind = InteractionKind::parse(&kind)
                 .ok_or_else(|| StoreError::Corrupt(format!("unknown kind `{kind}`")))?;
             let identities: String = row.try_get("identities")?;
-            let identities: Vec<Identity> = serde_json::from_str(&identities)
+            let keys: Vec<String> = serde_json::from_str(&identities)
                 .map_err(|e| StoreError::Corrupt(format!("identities: {e}")))?;
+            let author_name: Option<String> = row.try_get("author_name")?;
+            let mut identities: Vec<Identity> =
+                keys.iter().filter_map(|k| Identity::from_key(k)).collect();
+            if let Some(n) = &author_name {
+                identities.push(Identity::new(IdentityKind::Name, n.clone()));
+            }
+            identities.sort();
             let csat = match row.try_get::<Option<f64>, _>("csat")? {
                 Some(value) => Some(Csat {
                     value,
@@ -134,7 +152,7 @@ macro_rules! impl_store {
                     occurred_at_ms: row.try_get("occurred_at_ms")?,
                     updated_at_ms: row.try_get("updated_at_ms")?,
                     location_id: row.try_get("location_id")?,
-                    author_name: row.try_get("author_name")?,
+                    author_name,
                     identities,
                     text: row.try_get("text")?,
                     language: row.try_get("language")?,
@@ -324,7 +342,7 @@ macro_rules! impl_store {
                             .push_bind(i.location_id.as_deref())
                             .push_bind(customer.map(|c| c.as_str()))
                             .push_bind(i.author_name.as_deref())
-                            .push_bind(serde_json::to_string(&i.identities).expect("plain data"))
+                            .push_bind(strong_identity_keys(&i.identities))
                             .push_bind(i.text.as_deref())
                             .push_bind(i.language.as_deref())
                             .push_bind(i.language_confidence)

@@ -28,6 +28,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(opts.busy_timeout_secs))
             .foreign_keys(true)
+            .page_size(8192)
             .pragma("cache_size", "-16384")
             // Checkpoints run in the background after writes (see `after_write`); this is
             // only the backstop that bounds the WAL (256 MiB) if they fall behind.

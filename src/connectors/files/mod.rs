@@ -261,31 +261,27 @@ fn csv_row(
 /// A CSV row as a JSON object keyed by header, in header order; extra cells of a ragged
 /// row are kept under `_extra`.
 fn raw_row(header: &[String], values: &[String]) -> String {
-    let mut out = String::with_capacity(values.iter().map(|v| v.len() + 8).sum::<usize>() + 64);
-    out.push('{');
-    let mut extra = Vec::new();
-    for (i, v) in values.iter().enumerate() {
-        match header.get(i) {
-            Some(h) => {
-                if out.len() > 1 {
-                    out.push(',');
-                }
-                out.push_str(&serde_json::to_string(h).expect("string"));
-                out.push(':');
-                out.push_str(&serde_json::to_string(v).expect("string"));
-            }
-            None => extra.push(v.as_str()),
+    let mut out: Vec<u8> =
+        Vec::with_capacity(values.iter().map(|v| v.len() + 8).sum::<usize>() + 256);
+    let put = |out: &mut Vec<u8>, s: &str| serde_json::to_writer(out, s).expect("a string");
+    out.push(b'{');
+    for (i, (h, v)) in header.iter().zip(values).enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
+        put(&mut out, h);
+        out.push(b':');
+        put(&mut out, v);
     }
-    if !extra.is_empty() {
-        if out.len() > 1 {
-            out.push(',');
+    if values.len() > header.len() {
+        if !header.is_empty() {
+            out.push(b',');
         }
-        out.push_str("\"_extra\":");
-        out.push_str(&serde_json::to_string(&extra).expect("strings"));
+        out.extend_from_slice(b"\"_extra\":");
+        serde_json::to_writer(&mut out, &values[header.len()..]).expect("strings");
     }
-    out.push('}');
-    out
+    out.push(b'}');
+    String::from_utf8(out).expect("JSON is UTF-8")
 }
 
 fn read_json(
