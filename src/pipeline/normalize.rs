@@ -467,9 +467,12 @@ pub fn normalize(
 }
 
 fn date_expectation(formats: &[String]) -> String {
-    let mut s =
-        String::from("a date such as 2026-03-04T14:22:10Z, 2026-03-04 14:22:10 or unix seconds");
-    if !formats.is_empty() {
+    let mut s = String::from(
+        "a date such as 2026-03-04T14:22:10Z, 2026-03-04 14:22:10, 04.03.2026 14:22 or unix seconds",
+    );
+    if formats.is_empty() {
+        s.push_str("; for other forms set date_formats in a mapping (--mapping)");
+    } else {
         s.push_str(", or one of the formats ");
         s.push_str(&formats.join(", "));
     }
@@ -662,18 +665,28 @@ pub fn parse_instant(s: &str, tz: Tz, formats: &[String]) -> Option<i64> {
     if let Some(rest) = t.strip_suffix(" UTC").or_else(|| t.strip_suffix(" GMT")) {
         return parse_instant(rest, chrono_tz::UTC, &[]);
     }
+    // Local forms whose day and month order cannot be mistaken: ISO, `2026/03/04`, and the
+    // dotted European `04.03.2026`. Slashed day-first or month-first dates (`03/04/2026`)
+    // are ambiguous and need `date_formats` in a mapping.
     for f in [
         "%Y-%m-%d %H:%M:%S%.f",
         "%Y-%m-%dT%H:%M:%S%.f",
         "%Y-%m-%d %H:%M",
         "%Y-%m-%dT%H:%M",
+        "%Y/%m/%d %H:%M:%S",
+        "%Y/%m/%d %H:%M",
+        "%d.%m.%Y %H:%M:%S",
+        "%d.%m.%Y %H:%M",
+        "%d.%m.%Y, %H:%M",
     ] {
         if let Ok(ndt) = NaiveDateTime::parse_from_str(t, f) {
             return local_to_utc(ndt, tz);
         }
     }
-    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-        return local_to_utc(d.and_hms_opt(0, 0, 0)?, tz);
+    for f in ["%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y"] {
+        if let Ok(d) = NaiveDate::parse_from_str(t, f) {
+            return local_to_utc(d.and_hms_opt(0, 0, 0)?, tz);
+        }
     }
     None
 }
@@ -751,6 +764,17 @@ mod tests {
             Some(z - 10_000)
         );
         assert_eq!(parse_instant("31/02/2026 25:61", berlin, &[]), None);
+        assert_eq!(parse_instant("04.03.2026 14:22:10", berlin, &[]), Some(z));
+        assert_eq!(parse_instant("2026/03/04 14:22:10", berlin, &[]), Some(z));
+        assert_eq!(
+            parse_instant("03/04/2026 14:22", berlin, &[]),
+            None,
+            "ambiguous"
+        );
+        assert_eq!(
+            parse_instant("03/04/2026 14:22", berlin, &["%m/%d/%Y %H:%M".into()]),
+            Some(z - 10_000)
+        );
         // 02:30 does not exist in Berlin on 2026-03-29; it becomes 03:30 CEST = 01:30Z.
         assert_eq!(
             parse_instant("2026-03-29 02:30:00", berlin, &[]),

@@ -199,19 +199,26 @@ async fn streamed_json_arrays_report_the_line_of_a_bad_element() {
 async fn quarantined_rows_replay_after_the_mapping_is_fixed() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let dir = db.dir.path();
-    let wrong = REVIEW_MAPPING.replace("%d.%m.%Y %H:%M", "%Y/%m/%d");
+    // Day-first slashed dates are ambiguous: without the right format the row is quarantined.
+    let wrong = REVIEW_MAPPING.replace("%d.%m.%Y %H:%M", "%m-%d-%Y");
     let mapping = write(dir, "m.toml", wrong.as_bytes());
     let file = write(
         dir,
         "r.csv",
-        b"Review ID,Store,Email,Phone,Rating,Review,Date\nr1,Berlin Mitte,,,5,Super,04.03.2026 14:22\nr2,Berlin Mitte,,,1,Schlecht,2026/03/05\n",
+        b"Review ID,Store,Email,Phone,Rating,Review,Date\nr1,Berlin Mitte,,,5,Super,04.03.2026 14:22\nr2,Berlin Mitte,,,1,Schlecht,25/03/2026 10:00\n",
     );
     let mut o = opts(&file, Preset::GenericCsv);
     o.mapping = Some(mapping);
     let r = import(&db, &o).await;
     assert_eq!((r.inserted, r.quarantined), (1, 1));
     let config = demo_config();
-    let fixed = write(dir, "fixed.toml", REVIEW_MAPPING.as_bytes());
+    let fixed = write(
+        dir,
+        "fixed.toml",
+        REVIEW_MAPPING
+            .replace("%d.%m.%Y %H:%M", "%d/%m/%Y %H:%M")
+            .as_bytes(),
+    );
     let rep = ingest::replay_quarantine(
         db.store.as_ref(),
         &analyzer(&config),
@@ -389,4 +396,50 @@ async fn issue_2_a_killed_import_converges_when_run_again() {
         .collect();
     assert_eq!(qa, qb);
     assert_eq!(a.counts().await.unwrap(), b.counts().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_refines_a_preset_for_localized_zendesk_exports() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let dir = db.dir.path();
+    // A German-locale export: `;`, day-first slashed dates and a renamed id column.
+    let csv = "Ticket-Nr.;Anfragender E-Mail;Betreff;Beschreibung;Erstellt;Store [list]\r\n\
+               77;ana@example.com;Kalt;Das Essen war kalt.;03/04/2026 14:22;store_berlin\r\n";
+    let file = write(dir, "de.csv", csv.as_bytes());
+    let config = demo_config();
+    let err = ingest::import_file(
+        db.store.as_ref(),
+        analyzer(&config),
+        &config,
+        &opts(&file, Preset::ZendeskCsv),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("lacks columns for external_id") && err.contains("Ticket-Nr."),
+        "the error names what is missing and shows the header: {err}"
+    );
+    let mapping = write(
+        dir,
+        "de.toml",
+        b"date_formats = [\"%d/%m/%Y %H:%M\"]\n[fields]\nexternal_id = \"Ticket-Nr.\"\nemail = \"Anfragender E-Mail\"\ntitle = \"Betreff\"\ntext = \"Beschreibung\"\noccurred_at = \"Erstellt\"\n",
+    );
+    let mut o = opts(&file, Preset::ZendeskCsv);
+    o.mapping = Some(mapping);
+    let r = import(&db, &o).await;
+    assert_eq!((r.inserted, r.quarantined), (1, 0), "{r:?}");
+    let cid = db
+        .store
+        .customer_by_identity(&Identity::new(IdentityKind::Email, "ana@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    let t = db.store.timeline(&cid).await.unwrap();
+    assert_eq!(
+        t[0].interaction.location_id.as_deref(),
+        Some("berlin-mitte")
+    );
+    // 3 April 2026 14:22 in Berlin (CEST) is 12:22 UTC.
+    assert_eq!(t[0].interaction.occurred_at_ms, 1_775_218_920_000);
 }

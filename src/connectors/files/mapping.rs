@@ -93,15 +93,6 @@ impl Mapping {
                 ));
             }
         }
-        if !m.fields.contains_key("external_id") {
-            problems.push("[fields] `external_id` is required; fix: name the column that holds the record's id".into());
-        }
-        if !m.fields.contains_key("occurred_at") {
-            problems.push(
-                "[fields] `occurred_at` is required; fix: name the column that holds the date"
-                    .into(),
-            );
-        }
         if let Some(tz) = &m.timezone
             && tz.parse::<chrono_tz::Tz>().is_err()
         {
@@ -136,6 +127,22 @@ impl Mapping {
                 message: problems.join("; "),
             })
         }
+    }
+
+    /// What a mapping must name to read records on its own (the generic presets); a
+    /// mapping that only refines a preset (date formats, zone) needs none of it.
+    pub fn missing_core_fields(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.fields.contains_key("external_id") {
+            out.push("[fields] `external_id` is required; fix: name the column that holds the record's id".into());
+        }
+        if !self.fields.contains_key("occurred_at") {
+            out.push(
+                "[fields] `occurred_at` is required; fix: name the column that holds the date"
+                    .into(),
+            );
+        }
+        out
     }
 
     pub fn delimiter_byte(&self) -> Option<u8> {

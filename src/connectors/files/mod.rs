@@ -124,8 +124,17 @@ pub fn read_file(
         source,
     };
     let reader = decode::open_utf8(path, bytes_read).map_err(io)?;
-    if matches!(preset, Preset::GenericCsv | Preset::GenericJson) && mapping.is_none() {
-        return Err(ImportError::MappingRequired(preset.name()));
+    if matches!(preset, Preset::GenericCsv | Preset::GenericJson) {
+        let Some(m) = mapping else {
+            return Err(ImportError::MappingRequired(preset.name()));
+        };
+        let missing = m.missing_core_fields();
+        if !missing.is_empty() {
+            return Err(ImportError::Format {
+                path: origin.clone(),
+                message: format!("the mapping is incomplete: {}", missing.join("; ")),
+            });
+        }
     }
     if preset.is_csv() {
         read_csv(reader, &origin, preset, mapping, sink)
@@ -170,7 +179,7 @@ fn read_csv(
     let built_in;
     let mapping = match preset {
         Preset::ZendeskCsv => {
-            built_in = zendesk::csv_mapping(&header);
+            built_in = zendesk::csv_mapping_with(&header, mapping);
             &built_in
         }
         _ => mapping.ok_or(ImportError::MappingRequired(preset.name()))?,
@@ -577,7 +586,7 @@ fn record_from_value(
                     .as_object()
                     .map(|o| o.keys().cloned().collect())
                     .unwrap_or_default();
-                apply_json(&zendesk::csv_mapping(&header), v, &mut rec)
+                apply_json(&zendesk::csv_mapping_with(&header, None), v, &mut rec)
             }
             None => {}
         },
@@ -605,7 +614,7 @@ pub fn record_from_raw(
             let built_in;
             let m = match (preset, mapping) {
                 (Preset::ZendeskCsv, _) => {
-                    built_in = zendesk::csv_mapping(&header);
+                    built_in = zendesk::csv_mapping_with(&header, mapping);
                     &built_in
                 }
                 (_, Some(m)) => m,
