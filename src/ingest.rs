@@ -59,6 +59,9 @@ pub struct ImportReport {
     pub languages_declared: u64,
     pub languages_fast: u64,
     pub languages_model: u64,
+    /// Emails or phones present but unreadable, such as Excel's `4.91701E+12`: kept in
+    /// the raw record, not used to join customers.
+    pub unreadable_identities: u64,
     pub seconds: f64,
     /// Time spent reading and analysing (on the reader thread) and writing (in the store).
     pub seconds_reading: f64,
@@ -279,6 +282,7 @@ pub async fn import_file(
     let mut write_result = Ok(());
     while let Some((read, processed)) = rx.recv().await {
         report.read += read;
+        let unreadable = processed.unreadable_identities;
         let batch = WriteBatch {
             interactions: processed.interactions,
             rejects: processed
@@ -294,7 +298,10 @@ pub async fn import_file(
         let written = store.write_batch(batch).await;
         report.seconds_writing += write_started.elapsed().as_secs_f64();
         match written {
-            Ok(outcome) => report.add(&outcome, &processed.languages),
+            Ok(outcome) => {
+                report.add(&outcome, &processed.languages);
+                report.unreadable_identities += unreadable;
+            }
             Err(e) => {
                 write_result = Err(e);
                 break;

@@ -236,10 +236,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let r = ingest::import_file(store.as_ref(), analyzer, &config, &opts).await?;
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
-                Format::Text => println!(
-                    "{}: read {}, inserted {}, updated {}, unchanged {}, quarantined {} ({:.1}s)",
-                    r.file, r.read, r.inserted, r.updated, r.unchanged, r.quarantined, r.seconds
-                ),
+                Format::Text => {
+                    println!(
+                        "{}: read {}, inserted {}, updated {}, unchanged {}, quarantined {} ({:.1}s)",
+                        r.file,
+                        r.read,
+                        r.inserted,
+                        r.updated,
+                        r.unchanged,
+                        r.quarantined,
+                        r.seconds
+                    );
+                    if r.unreadable_identities > 0 {
+                        println!(
+                            "  note: {} email(s) or phone(s) could not be read (e.g. Excel's 4.91701E+12); they stay in the raw records but do not join customers",
+                            r.unreadable_identities
+                        );
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -27,6 +27,8 @@ pub struct Processed {
     pub interactions: Vec<Interaction>,
     pub rejects: Vec<RowError>,
     pub languages: LanguageStats,
+    /// Emails or phones that could not be read as identities (kept in the raw records).
+    pub unreadable_identities: u64,
 }
 
 /// Language detection and sentiment, built once and shared by every batch.
@@ -55,7 +57,13 @@ impl Analyzer {
         let mut work = Vec::with_capacity(records.len());
         for rec in records {
             match normalize::normalize(rec, cx) {
-                Ok(items) => work.extend(items),
+                Ok(items) => {
+                    out.unreadable_identities += items
+                        .iter()
+                        .map(|n| u64::from(n.unreadable_identities))
+                        .sum::<u64>();
+                    work.extend(items)
+                }
                 Err(e) => out.rejects.push(*e),
             }
         }

@@ -212,6 +212,9 @@ pub struct Normalized {
     pub interaction: Interaction,
     /// The language the source declares (a field, a locale) or the location's language.
     pub language_hint: Option<String>,
+    /// Emails or phones present but unreadable (e.g. `4.91701E+12`): kept in the raw
+    /// record, not used as identities.
+    pub unreadable_identities: u32,
 }
 
 /// Normalizes one record into its interaction and, for reviews with an owner reply, the
@@ -364,14 +367,18 @@ pub fn normalize(
 
     let country = location.as_ref().and_then(|l| l.country.as_deref());
     let mut identities = Vec::new();
-    if let Some(e) = rec.get(Field::Email).and_then(normalize_email) {
-        identities.push(Identity::new(IdentityKind::Email, e));
+    let mut unreadable_identities = 0;
+    if let Some(raw) = rec.get(Field::Email) {
+        match normalize_email(raw) {
+            Some(e) => identities.push(Identity::new(IdentityKind::Email, e)),
+            None => unreadable_identities += 1,
+        }
     }
-    if let Some(p) = rec
-        .get(Field::Phone)
-        .and_then(|p| normalize_phone(p, country))
-    {
-        identities.push(Identity::new(IdentityKind::Phone, p));
+    if let Some(raw) = rec.get(Field::Phone) {
+        match normalize_phone(raw, country) {
+            Some(p) => identities.push(Identity::new(IdentityKind::Phone, p)),
+            None => unreadable_identities += 1,
+        }
     }
     for p in &rec.platform_ids {
         identities.push(Identity::new(IdentityKind::Platform, p.clone()));
@@ -421,6 +428,7 @@ pub fn normalize(
     let mut out = vec![Normalized {
         interaction: main,
         language_hint: language_hint.clone(),
+        unreadable_identities,
     }];
 
     if let Some(reply) = rec.get(Field::ReplyText) {
@@ -461,6 +469,7 @@ pub fn normalize(
         out.push(Normalized {
             interaction: r,
             language_hint,
+            unreadable_identities: 0,
         });
     }
     Ok(out)

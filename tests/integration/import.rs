@@ -63,6 +63,10 @@ async fn utf16_semicolons_decimal_commas_multiline_ragged_and_bad_utf8() {
     o.mapping = Some(mapping.clone());
     let r = import(&db, &o).await;
     assert_eq!((r.read, r.inserted, r.quarantined), (3, 2, 1), "{r:?}");
+    assert_eq!(
+        r.unreadable_identities, 1,
+        "the Excel-mangled phone is counted"
+    );
     let q = db.store.quarantine(Some("open")).await.unwrap();
     assert_eq!(
         q[0].entry.error.line,
