@@ -5,7 +5,7 @@
 use crate::config::{Config, Overrides};
 use crate::connectors::files::Preset;
 use crate::ingest::{self, ImportOptions, ImportReport, IngestError};
-use crate::outputs::{summary, timeline};
+use crate::outputs::{quarantine, summary, timeline};
 use crate::pipeline::Analyzer;
 use crate::store::{self, ConnectOptions, StoreError};
 use std::path::{Path, PathBuf};
@@ -221,22 +221,7 @@ pub async fn run(out: &Path) -> Result<DemoReport, DemoError> {
     let quarantine = store.quarantine(Some("open")).await?;
     text.push_str("Quarantine (fix the mapping or the file, then `tideline quarantine replay`)\n");
     for q in &quarantine {
-        text.push_str(&format!(
-            "  #{} {}:{} {}: {} (expected {})\n",
-            q.id,
-            Path::new(&q.entry.error.origin)
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            q.entry
-                .error
-                .line
-                .map(|l| l.to_string())
-                .unwrap_or_else(|| "-".into()),
-            q.entry.error.field.as_deref().unwrap_or("record"),
-            q.entry.error.message,
-            q.entry.error.expected
-        ));
+        text.push_str(&format!("  {}\n", quarantine::render_line(q, true)));
     }
     write(
         &out.join("quarantine.json"),

@@ -354,20 +354,7 @@ async fn quarantine(config: &Config, command: QuarantineCommand) -> Result<ExitC
                 TimelineFormat::Json => println!("{}", serde_json::to_string_pretty(&items)?),
                 TimelineFormat::Table => {
                     for q in &items {
-                        println!(
-                            "#{:<5} {:<9} {}:{} field {}: {} (expected {})",
-                            q.id,
-                            q.status,
-                            q.entry.error.origin,
-                            q.entry
-                                .error
-                                .line
-                                .map(|l| l.to_string())
-                                .unwrap_or_else(|| "-".into()),
-                            q.entry.error.field.as_deref().unwrap_or("-"),
-                            q.entry.error.message,
-                            q.entry.error.expected
-                        );
+                        println!("{}", tideline::outputs::quarantine::render_line(q, false));
                     }
                     println!("{} row(s)", items.len());
                 }

@@ -1,6 +1,7 @@
 //! Outputs read the store and present it: customer timelines and per-location summaries
 //! today; reports, the dashboard, digests and CRM sync later. None of them writes.
 
+pub mod quarantine;
 pub mod summary;
 pub mod timeline;
 
@@ -27,5 +28,18 @@ pub fn one_line(s: &str, max: usize) -> String {
         let mut t: String = flat.chars().take(max.saturating_sub(1)).collect();
         t.push('…');
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_strips_terminal_escapes_and_newlines() {
+        let hostile = "nice\x1b[2J\x1b[31m place\r\nrm -rf /\u{7}";
+        let safe = one_line(hostile, 200);
+        assert!(!safe.chars().any(char::is_control), "{safe:?}");
+        assert_eq!(one_line("żółć gęślą jaźń", 5), "żółć…");
     }
 }

@@ -108,10 +108,11 @@ pub fn figures(rows: &[LocationSummary], locations: &[Location]) -> Vec<Location
 pub fn render_text(figs: &[LocationFigures]) -> String {
     let mut out = String::new();
     for f in figs {
+        // Unconfigured location names come from the data: one line, no control characters.
         out.push_str(&format!(
             "{} [{}]{}\n",
-            f.name,
-            f.location_id.as_deref().unwrap_or("-"),
+            super::one_line(&f.name, 80),
+            super::one_line(f.location_id.as_deref().unwrap_or("-"), 80),
             if f.configured {
                 ""
             } else {

@@ -140,7 +140,7 @@ pub async fn load(
 pub fn render_table(t: &Timeline) -> String {
     let mut out = format!("Customer {}\n", t.customer_id);
     for i in &t.identities {
-        out.push_str(&format!("  {:<8} {}\n", i.kind, i.value));
+        out.push_str(&format!("  {:<8} {}\n", i.kind, one_line(&i.value, 120)));
     }
     out.push_str(&format!(
         "\n{:<20} {:<10} {:<16} {:<18} {:<5} {:<14} {:>6}  {}\n",
