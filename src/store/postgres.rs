@@ -46,6 +46,26 @@ impl PgStore {
     }
 
     fn after_write(&self) {}
+
+    /// The customers of the given identity values of one kind, as (value, customer id):
+    /// one array parameter, so the plan is the same for any batch and uses the key. (A
+    /// long `IN` list of parameters made PostgreSQL scan the table.)
+    async fn find_identities(
+        tx: &mut sqlx::PgConnection,
+        kind: crate::model::IdentityKind,
+        values: &[&str],
+    ) -> Result<Vec<(String, String)>> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query_as(
+            "SELECT value, customer_id FROM identities WHERE kind = $1 AND value = ANY($2)",
+        )
+        .bind(kind.as_str())
+        .bind(values)
+        .fetch_all(&mut *tx)
+        .await?)
+    }
 }
 
 super::sql::impl_store!(PgStore, sqlx::Postgres, "postgres");

@@ -246,23 +246,8 @@ macro_rules! impl_store {
                         .filter(|i| i.kind == kind)
                         .map(|i| i.value.as_str())
                         .collect();
-                    for chunk in values.chunks(500) {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "SELECT value, customer_id FROM identities WHERE kind = ",
-                        );
-                        qb.push_bind(kind.as_str());
-                        qb.push(" AND value IN (");
-                        let mut sep = qb.separated(", ");
-                        for v in chunk {
-                            sep.push_bind(*v);
-                        }
-                        qb.push(")");
-                        for row in qb.build().fetch_all(&mut *tx).await? {
-                            known.insert(
-                                Identity::new(kind, row.try_get::<String, _>("value")?),
-                                row.try_get("customer_id")?,
-                            );
-                        }
+                    for (value, customer) in Self::find_identities(&mut tx, kind, &values).await? {
+                        known.insert(Identity::new(kind, value), customer);
                     }
                 }
                 let resolution = identify::resolve(&id_lists, &known);

@@ -58,6 +58,34 @@ impl SqliteStore {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// The customers of the given identity values of one kind, as (value, customer id).
+    /// SQLite has no array parameters: an `IN` list per 500 values, served by the
+    /// (kind, value) key.
+    async fn find_identities(
+        tx: &mut sqlx::SqliteConnection,
+        kind: crate::model::IdentityKind,
+        values: &[&str],
+    ) -> Result<Vec<(String, String)>> {
+        use sqlx::Row;
+        let mut out = Vec::new();
+        for chunk in values.chunks(500) {
+            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT value, customer_id FROM identities WHERE kind = ",
+            );
+            qb.push_bind(kind.as_str());
+            qb.push(" AND value IN (");
+            let mut sep = qb.separated(", ");
+            for v in chunk {
+                sep.push_bind(*v);
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(&mut *tx).await? {
+                out.push((row.try_get("value")?, row.try_get("customer_id")?));
+            }
+        }
+        Ok(out)
+    }
+
     /// Copies the WAL into the database on another connection, so the writer does not stall
     /// on checkpoint IO. A PASSIVE checkpoint never blocks writers or readers; one runs at a
     /// time, and a batch written meanwhile is picked up by the next one.
