@@ -2,7 +2,7 @@
 //! SQLite database through the same path as `tideline import`, and prints the rate and
 //! the peak memory. Generation is not timed.
 
-use crate::config::{Config, Overrides, Secret};
+use crate::config::{Config, Secret};
 use crate::connectors::files::Preset;
 use crate::ingest::{self, ImportOptions, ImportReport, IngestError};
 use crate::pipeline::Analyzer;
@@ -43,11 +43,14 @@ pub fn peak_rss_kib() -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Runs the import benchmark in `dir`. With `postgres` (a server URL), the import goes into
+/// a fresh schema there, dropped afterwards; otherwise into a fresh SQLite file in `dir`.
 pub async fn import(
     dir: &Path,
     rows: u64,
     bad_every: u64,
     config: &Config,
+    postgres: Option<&Secret>,
 ) -> Result<BenchResult, BenchError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -68,17 +71,42 @@ pub async fn import(
         .sync_all()
         .map_err(io(&file))?;
     let file_bytes = std::fs::metadata(&file).map_err(io(&file))?.len();
-    let db = dir.join("bench.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
-    let overrides = Overrides {
-        database_url: Some(Secret::new(format!("sqlite://{}", db.display()))),
-        data_dir: Some(dir.to_path_buf()),
+    let schema = format!("tideline_bench_{}", std::process::id());
+    let url = match postgres {
+        Some(server) => {
+            let admin = sqlx::PgPool::connect(server.expose())
+                .await
+                .map_err(StoreError::from)?;
+            for sql in [
+                format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+                format!("CREATE SCHEMA {schema}"),
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&admin)
+                    .await
+                    .map_err(StoreError::from)?;
+            }
+            let sep = if server.expose().contains('?') {
+                '&'
+            } else {
+                '?'
+            };
+            Secret::new(format!(
+                "{}{sep}options=-c%20search_path%3D{schema}",
+                server.expose()
+            ))
+        }
+        None => {
+            let db = dir.join("bench.db");
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+            }
+            Secret::new(format!("sqlite://{}", db.display()))
+        }
     };
     let mut config = config.clone();
-    config.storage.database_url = overrides.database_url.clone();
-    let store = store::connect(&config.storage.effective_url(), &ConnectOptions::default()).await?;
+    config.storage.database_url = Some(url.clone());
+    let store = store::connect(&url, &ConnectOptions::default()).await?;
     let analyzer = Arc::new(Analyzer::from_config(&config.pipeline));
     let opts = ImportOptions {
         path: file,
@@ -88,7 +116,16 @@ pub async fn import(
         location: None,
         timezone: Some("Europe/Berlin".into()),
     };
-    let report = ingest::import_file(store.as_ref(), analyzer, &config, &opts).await?;
+    let report = ingest::import_file(store.as_ref(), analyzer, &config, &opts).await;
+    drop(store);
+    if let Some(server) = postgres
+        && let Ok(admin) = sqlx::PgPool::connect(server.expose()).await
+    {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&admin)
+            .await;
+    }
+    let report = report?;
     Ok(BenchResult {
         rows,
         file_bytes,

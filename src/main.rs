@@ -139,6 +139,10 @@ enum BenchCommand {
         /// Working directory (default: a temporary one).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Import into a fresh schema on this PostgreSQL server instead of SQLite
+        /// (e.g. postgres://postgres@127.0.0.1:5432/test); the schema is dropped afterwards.
+        #[arg(long)]
+        postgres: Option<String>,
     },
 }
 
@@ -301,15 +305,23 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     rows,
                     bad_every,
                     dir,
+                    postgres,
                 },
         } => {
             let keep = dir.is_some();
             let dir = dir.unwrap_or_else(|| {
                 std::env::temp_dir().join(format!("tideline-bench-{}", std::process::id()))
             });
-            let r = tideline::bench::import(&dir, rows, bad_every, &config).await?;
+            let postgres = postgres.map(Secret::new);
+            let r =
+                tideline::bench::import(&dir, rows, bad_every, &config, postgres.as_ref()).await?;
             println!(
-                "bench import: {} rows ({:.1} MB) in {:.2}s = {:.0} rows/s; peak RSS {}",
+                "bench import ({}): {} rows ({:.1} MB) in {:.2}s = {:.0} rows/s; peak RSS {}",
+                if postgres.is_some() {
+                    "postgres"
+                } else {
+                    "sqlite"
+                },
                 r.rows,
                 r.file_bytes as f64 / 1e6,
                 r.report.seconds,
