@@ -167,6 +167,16 @@ enum SummaryFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run) {
+        // A one-shot command piped into `head` should end quietly when the pipe closes, as
+        // Unix tools do, instead of panicking on the failed write. The daemon keeps Rust's
+        // default (SIGPIPE ignored) so a closed socket is an error, never a kill.
+        #[cfg(unix)]
+        // SAFETY: called before any thread starts; restores the default disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
