@@ -129,6 +129,13 @@ enum ConfigCommand {
 
 #[derive(Subcommand, Debug)]
 enum BenchCommand {
+    /// Language and sentiment accuracy per language on a labelled CSV (`lang,text,label`),
+    /// e.g. the evaluation sets in ../shared/eval/sentiment/ (read, never shipped).
+    Sentiment {
+        /// One or more labelled CSV files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Generate a Zendesk-style export and import it into a fresh SQLite database.
     Import {
         #[arg(long, default_value_t = 200_000)]
@@ -307,6 +314,34 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 config.locations.len(),
                 redact_url(config.storage.effective_url().expose())
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command: BenchCommand::Sentiment { files },
+        } => {
+            let analyzer = Analyzer::from_config(&config.pipeline);
+            for file in files {
+                let (scores, rate) = tideline::bench::eval_sentiment(&file, &analyzer)?;
+                println!(
+                    "{} ({:.0} texts/s, detection + sentiment)",
+                    file.display(),
+                    rate
+                );
+                println!(
+                    "  {:<5} {:>6} {:>10} {:>10} {:>9}",
+                    "lang", "n", "lang acc", "sent acc", "macro-F1"
+                );
+                for s in scores {
+                    println!(
+                        "  {:<5} {:>6} {:>9.1}% {:>9.1}% {:>9.3}",
+                        s.lang,
+                        s.n,
+                        100.0 * s.language_correct as f64 / s.n.max(1) as f64,
+                        100.0 * s.sentiment_correct as f64 / s.n.max(1) as f64,
+                        s.macro_f1()
+                    );
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
