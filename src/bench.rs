@@ -86,21 +86,11 @@ pub async fn import(
                     .await
                     .map_err(StoreError::from)?;
             }
-            let sep = if server.expose().contains('?') {
-                '&'
-            } else {
-                '?'
-            };
-            Secret::new(format!(
-                "{}{sep}options=-c%20search_path%3D{schema}",
-                server.expose()
-            ))
+            store::url_in_schema(server, &schema)
         }
         None => {
             let db = dir.join("bench.db");
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-            }
+            store::remove_database(&db).map_err(io(&db))?;
             Secret::new(format!("sqlite://{}", db.display()))
         }
     };

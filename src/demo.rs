@@ -117,12 +117,10 @@ pub async fn run(out: &Path) -> Result<DemoReport, DemoError> {
         write(&samples.join(name), bytes)?;
     }
     let database = out.join("tideline.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let p = PathBuf::from(format!("{}{suffix}", database.display()));
-        if p.exists() {
-            std::fs::remove_file(&p).map_err(|source| DemoError::Io { path: p, source })?;
-        }
-    }
+    store::remove_database(&database).map_err(|source| DemoError::Io {
+        path: database.clone(),
+        source,
+    })?;
     let overrides = Overrides {
         database_url: Some(crate::config::Secret::new(format!(
             "sqlite://{}",

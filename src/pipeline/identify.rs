@@ -161,12 +161,12 @@ pub struct Resolution {
 /// has to their customer. Items that share an identity, directly or through other items,
 /// end up with one customer; when that joins several existing customers, they are merged
 /// into the smallest id so that the result does not depend on batch order.
-pub fn resolve(items: &[Vec<Identity>], known: &HashMap<Identity, String>) -> Resolution {
+pub fn resolve<I: AsRef<[Identity]>>(items: &[I], known: &HashMap<Identity, String>) -> Resolution {
     // Union-find over the strong identities of the batch.
     let mut index: HashMap<&Identity, usize> = HashMap::new();
     let mut nodes: Vec<&Identity> = Vec::new();
     for ids in items {
-        for id in ids.iter().filter(|i| i.kind.is_strong()) {
+        for id in ids.as_ref().iter().filter(|i| i.kind.is_strong()) {
             index.entry(id).or_insert_with(|| {
                 nodes.push(id);
                 nodes.len() - 1
@@ -182,7 +182,7 @@ pub fn resolve(items: &[Vec<Identity>], known: &HashMap<Identity, String>) -> Re
         x
     }
     for ids in items {
-        let mut strong = ids.iter().filter(|i| i.kind.is_strong());
+        let mut strong = ids.as_ref().iter().filter(|i| i.kind.is_strong());
         if let Some(first) = strong.next() {
             let a = index[first];
             for other in strong {
@@ -240,7 +240,8 @@ pub fn resolve(items: &[Vec<Identity>], known: &HashMap<Identity, String>) -> Re
     out.assignments = items
         .iter()
         .map(|ids| {
-            ids.iter()
+            ids.as_ref()
+                .iter()
                 .find(|i| i.kind.is_strong())
                 .map(|i| customer_of_root[&find(&mut parent, index[i])].clone())
         })

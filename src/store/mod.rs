@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use serde::Serialize;
 use std::sync::Arc;
 
-pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+pub use postgres::{PgStore, url_in_schema};
+pub use sqlite::{SqliteStore, remove_database};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -10,6 +10,20 @@ use std::time::Duration;
 /// Advisory lock key that serializes identity resolution across writers.
 const IDENTITY_LOCK: i64 = 0x7469_6465_6c69;
 
+/// `base` with every connection's `search_path` set to `schema`, so one database can hold
+/// several independent Tideline stores (tests, benchmarks).
+pub fn url_in_schema(base: &Secret, schema: &str) -> Secret {
+    let sep = if base.expose().contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    Secret::new(format!(
+        "{}{sep}options=-c%20search_path%3D{schema}",
+        base.expose()
+    ))
+}
+
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: sqlx::PgPool,

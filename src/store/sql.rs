@@ -226,13 +226,14 @@ macro_rules! impl_store {
                 let mut tx = self.begin_write().await?;
 
                 // 1. Customers: exact matches of strong identities.
-                let id_lists: Vec<Vec<Identity>> = batch
+                let id_lists: Vec<&[Identity]> = batch
                     .interactions
                     .iter()
-                    .map(|i| i.identities.clone())
+                    .map(|i| i.identities.as_slice())
                     .collect();
                 let mut wanted: Vec<&Identity> = id_lists
                     .iter()
+                    .copied()
                     .flatten()
                     .filter(|i| i.kind.is_strong())
                     .collect();

@@ -81,8 +81,7 @@ impl TestDb {
                     .await
                     .unwrap();
                 admin.close().await;
-                let sep = if base.contains('?') { '&' } else { '?' };
-                let url = Secret::new(format!("{base}{sep}options=-c%20search_path%3D{schema}"));
+                let url = store::url_in_schema(&Secret::new(base), &schema);
                 let store = store::connect(&url, &ConnectOptions::default())
                     .await
                     .unwrap();
