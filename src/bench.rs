@@ -6,6 +6,7 @@ use crate::config::{Config, Secret};
 use crate::connectors::files::Preset;
 use crate::ingest::{self, ImportOptions, ImportReport, IngestError};
 use crate::pipeline::Analyzer;
+use crate::pipeline::sentiment::Confusion;
 use crate::store::{self, ConnectOptions, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -131,51 +132,61 @@ pub struct LanguageScore {
     pub lang: String,
     pub n: u64,
     pub language_correct: u64,
-    pub sentiment_correct: u64,
-    /// [gold][predicted] over negative, neutral, positive.
-    pub confusion: [[u64; 3]; 3],
+    /// Three-class confusion (gold labels, or mean ratings read as labels).
+    pub confusion: Confusion,
+    /// (gold mean rating, predicted score) where the set has ratings.
+    pub ratings: Vec<(f64, f64)>,
 }
 
 impl LanguageScore {
-    /// Macro-averaged F1 over the three labels.
     pub fn macro_f1(&self) -> f64 {
-        let mut sum = 0.0;
-        for k in 0..3 {
-            let tp = self.confusion[k][k] as f64;
-            let predicted: u64 = (0..3).map(|g| self.confusion[g][k]).sum();
-            let gold: u64 = self.confusion[k].iter().sum();
-            let p = if predicted > 0 {
-                tp / predicted as f64
-            } else {
-                0.0
-            };
-            let r = if gold > 0 { tp / gold as f64 } else { 0.0 };
-            sum += if p + r > 0.0 {
-                2.0 * p * r / (p + r)
-            } else {
-                0.0
-            };
-        }
-        sum / 3.0
+        self.confusion.macro_f1()
+    }
+
+    pub fn accuracy(&self) -> f64 {
+        self.confusion.accuracy()
+    }
+
+    /// Pearson correlation of the score with the gold rating, where the set has ratings.
+    pub fn pearson(&self) -> Option<f64> {
+        pearson(&self.ratings)
     }
 }
 
-fn label_index(l: crate::model::SentimentLabel) -> usize {
-    match l {
-        crate::model::SentimentLabel::Negative => 0,
-        crate::model::SentimentLabel::Neutral => 1,
-        crate::model::SentimentLabel::Positive => 2,
+/// Pearson's r of the pairs; `None` under two pairs or without variance.
+pub fn pearson(pairs: &[(f64, f64)]) -> Option<f64> {
+    let n = pairs.len() as f64;
+    if pairs.len() < 2 {
+        return None;
     }
+    let (mx, my) = pairs
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (x, y) in pairs {
+        sxy += (x - mx) * (y - my);
+        sxx += (x - mx) * (x - mx);
+        syy += (y - my) * (y - my);
+    }
+    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+}
+
+/// One evaluation file's result.
+#[derive(Debug, Clone, Default)]
+pub struct EvalResult {
+    pub languages: Vec<LanguageScore>,
+    /// Texts per second through detection, sentiment and aspects, on one thread.
+    pub texts_per_sec: f64,
+    pub mean_chars: f64,
+    /// How the languages were decided.
+    pub methods: crate::pipeline::LanguageStats,
 }
 
 /// Scores a labelled CSV (`lang,text,label` with negative/neutral/positive, or a numeric
 /// `mean_rating_-4_to_4` column, read as negative below -0.5 and positive above 0.5) with
-/// the product's own path: language detection without a hint, then sentiment in the
-/// detected language. Returns one score per language and the texts per second.
-pub fn eval_sentiment(
-    path: &Path,
-    analyzer: &Analyzer,
-) -> Result<(Vec<LanguageScore>, f64), BenchError> {
+/// the product's own path on one thread: language detection without a hint, then
+/// sentiment and aspects in the detected language.
+pub fn eval_sentiment(path: &Path, analyzer: &Analyzer) -> Result<EvalResult, BenchError> {
     use crate::model::SentimentLabel;
     let io = |source| BenchError::Io {
         path: path.to_path_buf(),
@@ -194,16 +205,15 @@ pub fn eval_sentiment(
     let mut rows = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| io(e.into()))?;
-        let gold = match (label_col, rating_col) {
+        let rating = rating_col.and_then(|c| rec.get(c)?.parse::<f64>().ok());
+        let gold = match (label_col, rating) {
             (Some(c), _) => SentimentLabel::parse(rec.get(c).unwrap_or("")),
-            (None, Some(c)) => rec.get(c).and_then(|v| v.parse::<f64>().ok()).map(|r| {
-                if r < -0.5 {
-                    SentimentLabel::Negative
-                } else if r > 0.5 {
-                    SentimentLabel::Positive
-                } else {
-                    SentimentLabel::Neutral
-                }
+            (None, Some(r)) => Some(if r < -0.5 {
+                SentimentLabel::Negative
+            } else if r > 0.5 {
+                SentimentLabel::Positive
+            } else {
+                SentimentLabel::Neutral
             }),
             (None, None) => None,
         };
@@ -212,18 +222,26 @@ pub fn eval_sentiment(
                 rec.get(lang_col).unwrap_or("").to_string(),
                 rec.get(text_col).unwrap_or("").to_string(),
                 gold,
+                rating,
             ));
         }
     }
     let started = std::time::Instant::now();
     let mut by_lang: std::collections::BTreeMap<String, LanguageScore> = Default::default();
-    for (lang, text, gold) in &rows {
+    let mut chars = 0usize;
+    let mut methods = crate::pipeline::LanguageStats::default();
+    for (lang, text, gold, rating) in &rows {
+        chars += text.chars().count();
         let d = analyzer.detector.detect(text, None);
-        let predicted = analyzer
-            .scorer
-            .score(text, d.language.as_deref())
-            .map(|s| s.label)
-            .unwrap_or(SentimentLabel::Neutral);
+        match d.method {
+            crate::pipeline::language::Method::Declared => methods.declared += 1,
+            crate::pipeline::language::Method::Fast => methods.fast += 1,
+            crate::pipeline::language::Method::Model => methods.model += 1,
+        }
+        let scored = analyzer.scorer.analyse(text, d.language.as_deref());
+        let (predicted, score) = scored
+            .map(|t| (t.sentiment.label, t.sentiment.score))
+            .unwrap_or((SentimentLabel::Neutral, 0.0));
         let s = by_lang
             .entry(lang.clone())
             .or_insert_with(|| LanguageScore {
@@ -232,11 +250,18 @@ pub fn eval_sentiment(
             });
         s.n += 1;
         s.language_correct += u64::from(d.language.as_deref() == Some(lang.as_str()));
-        s.sentiment_correct += u64::from(predicted == *gold);
-        s.confusion[label_index(*gold)][label_index(predicted)] += 1;
+        s.confusion.add(*gold, predicted);
+        if let Some(r) = rating {
+            s.ratings.push((*r, score));
+        }
     }
-    let rate = rows.len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
-    Ok((by_lang.into_values().collect(), rate))
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    Ok(EvalResult {
+        languages: by_lang.into_values().collect(),
+        texts_per_sec: rows.len() as f64 / secs,
+        mean_chars: chars as f64 / rows.len().max(1) as f64,
+        methods,
+    })
 }
 
 #[cfg(test)]
@@ -244,18 +269,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn macro_f1_of_a_perfect_and_a_constant_classifier() {
-        let perfect = LanguageScore {
-            confusion: [[2, 0, 0], [0, 2, 0], [0, 0, 2]],
-            ..Default::default()
-        };
-        assert!((perfect.macro_f1() - 1.0).abs() < 1e-9);
-        // Always "positive": F1 of positive = 2*(1/3)*1/(1/3+1) = 0.5, others 0.
-        let constant = LanguageScore {
-            confusion: [[0, 0, 2], [0, 0, 2], [0, 0, 2]],
-            ..Default::default()
-        };
-        assert!((constant.macro_f1() - 0.5 / 3.0).abs() < 1e-9);
+    fn pearson_of_perfect_inverse_and_flat_pairs() {
+        let up = [(1.0, 2.0), (2.0, 4.0), (3.0, 6.0)];
+        assert!((pearson(&up).unwrap() - 1.0).abs() < 1e-9);
+        let down = [(1.0, 3.0), (2.0, 2.0), (3.0, 1.0)];
+        assert!((pearson(&down).unwrap() + 1.0).abs() < 1e-9);
+        assert_eq!(pearson(&[(1.0, 1.0), (2.0, 1.0)]), None);
     }
 
     #[test]
@@ -274,14 +293,16 @@ mod tests {
         )
         .unwrap();
         let analyzer = Analyzer::new(&["en".to_string(), "de".to_string()], 12);
-        let (scores, _) = eval_sentiment(&a, &analyzer).unwrap();
-        assert_eq!(scores.len(), 1);
-        assert_eq!((scores[0].n, scores[0].sentiment_correct), (2, 2));
-        let (scores, _) = eval_sentiment(&b, &analyzer).unwrap();
+        let r = eval_sentiment(&a, &analyzer).unwrap();
+        assert_eq!(r.languages.len(), 1);
+        assert_eq!(r.languages[0].n, 2);
+        assert_eq!(r.languages[0].accuracy(), 1.0);
+        let r = eval_sentiment(&b, &analyzer).unwrap();
         assert_eq!(
-            scores[0].confusion[0].iter().sum::<u64>(),
+            r.languages[0].confusion.0[0].iter().sum::<u64>(),
             1,
             "read as negative"
         );
+        assert_eq!(r.languages[0].ratings.len(), 1);
     }
 }

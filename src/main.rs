@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tideline::config::{Config, Overrides, Secret, redact_url};
 use tideline::connectors::files::Preset;
 use tideline::ingest::{self, ImportOptions};
+use tideline::learn;
 use tideline::outputs::{summary, timeline};
 use tideline::pipeline::Analyzer;
 use tideline::store::{self, ConnectOptions, Store};
@@ -86,6 +87,20 @@ enum Command {
         #[command(subcommand)]
         command: QuarantineCommand,
     },
+    /// Score texts: JSONL `{"id", "text", "lang"?}` on stdin, one JSON line per text on stdout.
+    Score {
+        /// Language to assume for texts too short to detect (ISO 639-1).
+        #[arg(long)]
+        lang_hint: Option<String>,
+        /// Use this deployment's adapted model from the database instead of the built-in one.
+        #[arg(long)]
+        adapted: bool,
+    },
+    /// Adapt the sentiment model to this deployment's rated texts, or show past runs.
+    Sentiment {
+        #[command(subcommand)]
+        command: SentimentCommand,
+    },
     /// Check the configuration and exit.
     Config {
         #[command(subcommand)]
@@ -95,6 +110,21 @@ enum Command {
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SentimentCommand {
+    /// Train on the texts that came with stars, NPS or CSAT; adopt the result when it does at
+    /// least as well as the built-in model on the held-out fifth, then re-score stored texts.
+    Train {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// The model in use and the past training runs with their held-out accuracy.
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
 }
 
@@ -135,6 +165,9 @@ enum BenchCommand {
         /// One or more labelled CSV files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Also print each language's confusion matrix.
+        #[arg(long)]
+        verbose: bool,
     },
     /// Generate a Zendesk-style export and import it into a fresh SQLite database.
     Import {
@@ -245,7 +278,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 );
             };
             let store = open_store(&config).await?;
-            let analyzer = Arc::new(Analyzer::from_config(&config.pipeline));
+            let analyzer = Arc::new(learn::analyzer_for(store.as_ref(), &config.pipeline).await?);
             let opts = ImportOptions {
                 path,
                 preset,
@@ -306,6 +339,32 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Quarantine { command } => quarantine(&config, command).await,
+        Command::Score { lang_hint, adapted } => {
+            let analyzer = if adapted {
+                let store = open_store(&config).await?;
+                learn::analyzer_for(store.as_ref(), &config.pipeline).await?
+            } else {
+                Analyzer::from_config(&config.pipeline)
+            };
+            let stdin = std::io::stdin().lock();
+            let stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            let summary = tideline::score::score_lines(
+                &analyzer,
+                lang_hint.as_deref(),
+                stdin,
+                stdout,
+                |line, error| eprintln!("stdin line {line}: {error}"),
+            )?;
+            if summary.failed > 0 {
+                eprintln!(
+                    "{} line(s) could not be scored (marked with \"error\" in the output); {} scored",
+                    summary.failed, summary.scored
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sentiment { command } => sentiment_command(&config, command).await,
         Command::Config {
             command: ConfigCommand::Check,
         } => {
@@ -317,30 +376,64 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
-            command: BenchCommand::Sentiment { files },
+            command: BenchCommand::Sentiment { files, verbose },
         } => {
+            let started = std::time::Instant::now();
             let analyzer = Analyzer::from_config(&config.pipeline);
+            // Build the model before timing anything.
+            let _ = analyzer.scorer.score("warm-up", Some("en"));
+            println!(
+                "models loaded in {:.2} s (lexicons, aspect lists, built-in regression trained on {} sentences)",
+                started.elapsed().as_secs_f64(),
+                tideline::pipeline::sentiment::builtin_corpus().count()
+            );
             for file in files {
-                let (scores, rate) = tideline::bench::eval_sentiment(&file, &analyzer)?;
+                let r = tideline::bench::eval_sentiment(&file, &analyzer)?;
                 println!(
-                    "{} ({:.0} texts/s, detection + sentiment)",
+                    "\n{} ({:.0} texts/s on one thread, mean {:.0} chars; detection + sentiment + aspects)",
                     file.display(),
-                    rate
+                    r.texts_per_sec,
+                    r.mean_chars
                 );
                 println!(
-                    "  {:<5} {:>6} {:>10} {:>10} {:>9}",
-                    "lang", "n", "lang acc", "sent acc", "macro-F1"
+                    "  {:<5} {:>6} {:>10} {:>10} {:>9} {:>8}",
+                    "lang", "n", "lang acc", "sent acc", "macro-F1", "Pearson"
                 );
-                for s in scores {
+                for s in &r.languages {
                     println!(
-                        "  {:<5} {:>6} {:>9.1}% {:>9.1}% {:>9.3}",
+                        "  {:<5} {:>6} {:>9.1}% {:>9.1}% {:>9.3} {:>8}",
                         s.lang,
                         s.n,
                         100.0 * s.language_correct as f64 / s.n.max(1) as f64,
-                        100.0 * s.sentiment_correct as f64 / s.n.max(1) as f64,
-                        s.macro_f1()
+                        100.0 * s.accuracy(),
+                        s.macro_f1(),
+                        s.pearson().map_or("-".to_string(), |p| format!("{p:.3}"))
                     );
                 }
+                if verbose {
+                    for s in &r.languages {
+                        let c = s.confusion.0;
+                        println!(
+                            "  {} confusion (rows gold neg/neu/pos, columns predicted): {:?} {:?} {:?}",
+                            s.lang, c[0], c[1], c[2]
+                        );
+                    }
+                }
+                println!(
+                    "  language decided by: first pass {}, lingua {}, too short (declared) {}",
+                    r.methods.fast, r.methods.model, r.methods.declared
+                );
+                if r.languages.len() > 1 {
+                    let f1: Vec<f64> = r.languages.iter().map(|s| s.macro_f1()).collect();
+                    println!(
+                        "  macro-F1 mean {:.3}, lowest {:.3}",
+                        f1.iter().sum::<f64>() / f1.len() as f64,
+                        f1.iter().copied().fold(f64::INFINITY, f64::min)
+                    );
+                }
+            }
+            if let Some(kib) = tideline::bench::peak_rss_kib() {
+                println!("\npeak memory (RSS): {:.0} MiB", kib as f64 / 1024.0);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -441,12 +534,98 @@ async fn quarantine(config: &Config, command: QuarantineCommand) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+async fn sentiment_command(config: &Config, command: SentimentCommand) -> Result<ExitCode> {
+    let store = open_store(config).await?;
+    match command {
+        SentimentCommand::Train { format } => {
+            let out = learn::train(store.as_ref(), &config.pipeline, now_ms()).await?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&out)?),
+                Format::Text => print!("{}", learn::render_outcome(&out)),
+            }
+        }
+        SentimentCommand::Status { format } => {
+            let runs = store.sentiment_models(20).await?;
+            let active = store.adopted_sentiment_model().await?;
+            let active = active.as_ref().map(|m| m.version.as_str());
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "model_in_use": active.unwrap_or(tideline::pipeline::sentiment::MODEL_VERSION),
+                        "runs": runs,
+                    }))?
+                ),
+                Format::Text => print!("{}", learn::render_status(active, &runs)),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs the sentiment model in use and what its training measured.
+async fn report_sentiment_model(store: &dyn Store) {
+    match store.adopted_sentiment_model().await {
+        Ok(Some(m)) => tracing::info!(
+            version = %m.version,
+            held_out = m.report.held_out,
+            accuracy = m.report.adapted_accuracy,
+            macro_f1 = m.report.adapted_macro_f1,
+            builtin_accuracy = m.report.base_accuracy,
+            "Sentiment model adapted to this deployment in use."
+        ),
+        Ok(None) => tracing::info!(
+            version = tideline::pipeline::sentiment::MODEL_VERSION,
+            "Built-in sentiment model in use."
+        ),
+        Err(e) => tracing::warn!(error = %e, "Cannot read the sentiment models."),
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 async fn run_daemon(config: &Config) -> Result<ExitCode> {
     let store = open_store(config).await?;
     let counts = store.counts().await?;
     let mut scheduler = tokio_cron_scheduler::JobScheduler::new()
         .await
         .context("cannot create the scheduler")?;
+    report_sentiment_model(store.as_ref()).await;
+    if config.pipeline.sentiment_adapt {
+        let store = store.clone();
+        let pipeline = config.pipeline.clone();
+        let job = tokio_cron_scheduler::Job::new_async(
+            config.pipeline.sentiment_adapt_cron.as_str(),
+            move |_, _| {
+                let store = store.clone();
+                let pipeline = pipeline.clone();
+                Box::pin(async move {
+                    match learn::train(store.as_ref(), &pipeline, now_ms()).await {
+                        Ok(o) => tracing::info!(
+                            version = %o.version,
+                            examples = o.report.examples,
+                            held_out = o.report.held_out,
+                            builtin_accuracy = o.report.base_accuracy,
+                            adapted_accuracy = o.report.adapted_accuracy,
+                            builtin_macro_f1 = o.report.base_macro_f1,
+                            adapted_macro_f1 = o.report.adapted_macro_f1,
+                            adopted = o.report.adopted,
+                            rescored = o.rescored,
+                            "Sentiment model retrained."
+                        ),
+                        Err(e) => tracing::error!(error = %e, "Sentiment retraining failed."),
+                    }
+                })
+            },
+        )
+        .context("pipeline.sentiment_adapt_cron")?;
+        scheduler
+            .add(job)
+            .await
+            .context("cannot schedule sentiment retraining")?;
+    }
     scheduler
         .start()
         .await

@@ -203,6 +203,9 @@ pub struct Interaction {
     /// Ticket status or survey type, as the source says it.
     pub status: Option<String>,
     pub sentiment: Option<Sentiment>,
+    /// Aspects the text talks about, with the sentiment toward each where it is clear.
+    #[serde(default)]
+    pub aspects: Vec<crate::pipeline::sentiment::AspectScore>,
     pub url: Option<String>,
     /// The source record as read (CSV row or JSON object).
     pub raw: String,

@@ -75,6 +75,8 @@ struct RawImport {
 struct RawPipeline {
     languages: Option<Vec<String>>,
     min_detect_chars: Option<usize>,
+    sentiment_adapt: Option<bool>,
+    sentiment_adapt_cron: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,7 +148,14 @@ pub struct PipelineConfig {
     pub languages: Vec<String>,
     /// Texts shorter than this (in characters) take the declared language instead of a guess.
     pub min_detect_chars: usize,
+    /// Whether the daemon adapts the sentiment model to the deployment's rated texts.
+    pub sentiment_adapt: bool,
+    /// When it does (cron with seconds, UTC).
+    pub sentiment_adapt_cron: String,
 }
+
+/// Nightly at 03:30 UTC.
+pub const DEFAULT_ADAPT_CRON: &str = "0 30 3 * * *";
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -357,6 +366,21 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
         }
     }
     let min_detect_chars = raw.pipeline.min_detect_chars.unwrap_or(12);
+    let sentiment_adapt = raw.pipeline.sentiment_adapt.unwrap_or(true);
+    let sentiment_adapt_cron = raw
+        .pipeline
+        .sentiment_adapt_cron
+        .unwrap_or_else(|| DEFAULT_ADAPT_CRON.to_string());
+    if tokio_cron_scheduler::Job::new_async(
+        sentiment_adapt_cron.as_str(),
+        |_, _| Box::pin(async {}),
+    )
+    .is_err()
+    {
+        problems.push(format!(
+            "pipeline.sentiment_adapt_cron: `{sentiment_adapt_cron}` is not a cron schedule; fix: use six fields with seconds, e.g. \"{DEFAULT_ADAPT_CRON}\" (daily at 03:30 UTC)"
+        ));
+    }
 
     // locations
     let mut seen = HashSet::new();
@@ -432,6 +456,8 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
         pipeline: PipelineConfig {
             languages,
             min_detect_chars,
+            sentiment_adapt,
+            sentiment_adapt_cron,
         },
         locations,
     })

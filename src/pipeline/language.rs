@@ -1,6 +1,8 @@
-//! Language detection: a cheap first pass over function words and letters that only one
-//! language uses, and `lingua` when the first pass is not sure. Texts too short to judge
-//! take the declared language (the source's or the location's) instead of a guess.
+//! Language detection: a cheap first pass (function words, letters that only one language
+//! uses, words and letter trigrams of the project's labelled sentences) and `lingua` in
+//! high-accuracy mode when the first pass is not sure. Texts too short to judge take the
+//! declared language (the source's or the location's) instead of a guess. User handles,
+//! links and hashtag signs are ignored: they look the same in every language.
 //!
 //! The word lists in `data/stopwords/` were written for this project.
 
@@ -68,6 +70,188 @@ fn sample(text: &str, max: usize) -> &str {
     }
 }
 
+/// The text without user handles, links, retweet marks and hashtag signs: they are
+/// written the same in every language and mislead both passes.
+fn strip_handles_and_links(text: &str) -> std::borrow::Cow<'_, str> {
+    let noisy = |w: &str| {
+        w.starts_with('@')
+            || w.starts_with("http://")
+            || w.starts_with("https://")
+            || w.starts_with("www.")
+            || w == "RT"
+            || w == "rt"
+    };
+    if !text.contains(['@', '#'])
+        && !text.contains("http")
+        && !text.contains("www.")
+        && !text.contains("RT")
+    {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for w in text.split_whitespace().filter(|w| !noisy(w)) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(w.trim_start_matches('#'));
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Words that, in the project's labelled sentences, occur at least twice in one of the
+/// configured languages and never in another.
+fn distinctive_vocabulary(codes: &[&'static str]) -> HashMap<String, u8> {
+    let mut counts: HashMap<String, (u8, u32, bool)> = HashMap::default();
+    for (lang, _, text) in crate::pipeline::sentiment::builtin_corpus() {
+        let Some(i) = codes.iter().position(|c| *c == lang) else {
+            continue;
+        };
+        for w in text
+            .split(|c: char| !c.is_alphabetic())
+            .filter(|w| w.chars().count() >= 3)
+        {
+            let w = w.to_lowercase();
+            match counts.get_mut(&w) {
+                Some((l, n, shared)) => {
+                    if usize::from(*l) == i {
+                        *n += 1;
+                    } else {
+                        *shared = true;
+                    }
+                }
+                None => {
+                    counts.insert(w, (i as u8, 1, false));
+                }
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .filter(|(_, (_, n, shared))| *n >= 2 && !shared)
+        .map(|(w, (l, _, _))| (w, l))
+        .collect()
+}
+
+/// Letter trigrams of a text: lowercased, anything but letters as one space, padded.
+fn trigrams(text: &str, mut f: impl FnMut(u64)) {
+    let mut window = [' '; 3];
+    let mut last_space = true;
+    let mut push = |c: char, window: &mut [char; 3]| {
+        window[0] = window[1];
+        window[1] = window[2];
+        window[2] = c;
+        if window[0] != ' ' || window[1] != ' ' {
+            let key = (u64::from(window[0] as u32) << 42)
+                | (u64::from(window[1] as u32) << 21)
+                | u64::from(window[2] as u32);
+            f(key);
+        }
+    };
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_alphabetic() {
+            push(c, &mut window);
+            last_space = false;
+        } else if !last_space {
+            push(' ', &mut window);
+            last_space = true;
+        }
+    }
+    if !last_space {
+        push(' ', &mut window);
+    }
+}
+
+/// A naive Bayes model of letter trigrams per language, from the project's labelled
+/// sentences: cheap, and sure of itself on most texts of a sentence or more.
+#[derive(Debug, Default)]
+struct TrigramModel {
+    index: HashMap<u64, u32>,
+    /// `index` row * languages + language -> log probability
+    logp: Vec<f32>,
+    unseen: Vec<f32>,
+    languages: usize,
+}
+
+impl TrigramModel {
+    fn train(codes: &[&'static str]) -> Self {
+        let n = codes.len();
+        let mut index: HashMap<u64, u32> = HashMap::default();
+        let mut counts: Vec<u32> = Vec::new();
+        let mut totals = vec![0u64; n];
+        for (lang, _, text) in crate::pipeline::sentiment::builtin_corpus() {
+            let Some(l) = codes.iter().position(|c| *c == lang) else {
+                continue;
+            };
+            trigrams(text, |k| {
+                let next = index.len() as u32;
+                let row = *index.entry(k).or_insert(next) as usize;
+                if row * n >= counts.len() {
+                    counts.resize((row + 1) * n, 0);
+                }
+                counts[row * n + l] += 1;
+                totals[l] += 1;
+            });
+        }
+        let v = index.len() as f64;
+        let alpha = 0.5;
+        let unseen: Vec<f32> = totals
+            .iter()
+            .map(|t| (alpha / (*t as f64 + alpha * v)).ln() as f32)
+            .collect();
+        let logp = counts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let t = totals[i % n] as f64;
+                ((f64::from(*c) + alpha) / (t + alpha * v)).ln() as f32
+            })
+            .collect();
+        Self {
+            index,
+            logp,
+            unseen,
+            languages: n,
+        }
+    }
+
+    /// The best language, and how much likelier it is than the runner-up per trigram
+    /// (mean log ratio), over texts of `min` trigrams or more.
+    fn best(&self, text: &str, min: usize) -> Option<(usize, f32)> {
+        if self.languages < 2 {
+            return None;
+        }
+        let mut scores = vec![0f32; self.languages];
+        let mut n = 0usize;
+        trigrams(text, |k| {
+            n += 1;
+            match self.index.get(&k) {
+                Some(row) => {
+                    let row = *row as usize * self.languages;
+                    for (s, lp) in scores.iter_mut().zip(&self.logp[row..row + self.languages]) {
+                        *s += lp;
+                    }
+                }
+                None => {
+                    for (s, lp) in scores.iter_mut().zip(&self.unseen) {
+                        *s += lp;
+                    }
+                }
+            }
+        });
+        if n < min {
+            return None;
+        }
+        let mut order: Vec<usize> = (0..self.languages).collect();
+        order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
+        Some((order[0], (scores[order[0]] - scores[order[1]]) / n as f32))
+    }
+}
+
+/// The trigram model answers when the best language is at least this much likelier than
+/// the runner-up per trigram (mean natural-log ratio) over 25 trigrams or more. Measured on
+/// the UMSAB tweets and HuSST sentences, every accuracy stayed at or above lingua's alone.
+const TRIGRAM_MARGIN: f32 = 0.5;
+
 /// How a language was decided, for measurement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -90,6 +274,11 @@ pub struct LanguageDetector {
     lingua: Lingua,
     /// word -> bit set of language indexes
     words: HashMap<&'static str, u16>,
+    /// Words of the project's labelled sentences that only one language uses (at least
+    /// twice): language index.
+    vocabulary: HashMap<String, u8>,
+    /// lingua restricted to a set of candidate languages, by bit set.
+    trigram: TrigramModel,
     codes: Vec<&'static str>,
     min_chars: usize,
 }
@@ -142,9 +331,13 @@ impl LanguageDetector {
             }
         }
         let lingua = LanguageDetectorBuilder::from_languages(&lingua_langs).build();
+
+        let vocabulary = distinctive_vocabulary(&codes);
         Self {
             lingua,
             words,
+            vocabulary,
+            trigram: TrigramModel::train(&codes),
             codes,
             min_chars,
         }
@@ -161,6 +354,8 @@ impl LanguageDetector {
             confidence: None,
             method: Method::Declared,
         };
+        let cleaned = strip_handles_and_links(text);
+        let text = cleaned.as_ref();
         let letters = text.chars().filter(|c| c.is_alphabetic()).count();
         if letters < self.min_chars {
             return declared_only();
@@ -188,8 +383,9 @@ impl LanguageDetector {
         }
     }
 
-    /// The cheap pass: counts function words of each language and letters only one language
-    /// writes. Answers only with a clear margin; otherwise `None` (ask the model).
+    /// The cheap pass: function words of each language, letters only one language writes,
+    /// and a letter-trigram model. Answers only with a clear margin; otherwise `None` (ask
+    /// lingua).
     fn fast(&self, text: &str) -> Option<Detection> {
         let mut counts = [0u32; 16];
         let mut tokens = 0u32;
@@ -211,6 +407,8 @@ impl LanguageDetector {
                         *c += 2;
                     }
                 }
+            } else if let Some(i) = self.vocabulary.get(t) {
+                counts[usize::from(*i)] += 1;
             }
         }
         for ch in text.chars().filter(|c| !c.is_ascii()) {
@@ -228,15 +426,26 @@ impl LanguageDetector {
         // language and no evidence for any other.
         let clear = best >= 6 && best >= 3 * second.max(1) && best * 6 >= tokens;
         let short_and_alone = best >= 4 && second == 0 && tokens <= 12;
+        if !(clear || short_and_alone)
+            && let Some((lang, margin)) = self.trigram.best(text, 25)
+        {
+            // Sure, and not against the function words' leader.
+            if margin >= TRIGRAM_MARGIN && (best == 0 || counts[lang] * 2 >= best) {
+                return Some(Detection {
+                    language: Some(self.codes[lang].to_string()),
+                    confidence: Some(0.85),
+                    method: Method::Fast,
+                });
+            }
+        }
         if clear || short_and_alone {
-            Some(Detection {
+            return Some(Detection {
                 language: Some(self.codes[order[0]].to_string()),
                 confidence: Some(0.9),
                 method: Method::Fast,
-            })
-        } else {
-            None
+            });
         }
+        None
     }
 }
 

@@ -50,6 +50,14 @@ impl Analyzer {
         }
     }
 
+    /// Scores with a deployment's adapted model, where there is one.
+    pub fn with_adapted(self, adapted: Option<sentiment::AdaptedModel>) -> Self {
+        Self {
+            detector: self.detector,
+            scorer: self.scorer.with_adapted(adapted),
+        }
+    }
+
     /// Normalizes and analyses a batch. Uses the machine's cores for the analysis, which
     /// dominates the cost; the order of the output follows the input.
     pub fn process(&self, records: &[SourceRecord], cx: &NormalizeContext) -> Processed {
@@ -110,7 +118,10 @@ impl Analyzer {
                         Method::Fast => stats.fast += 1,
                         Method::Model => stats.model += 1,
                     }
-                    i.sentiment = self.scorer.score(text, d.language.as_deref());
+                    if let Some(t) = self.scorer.analyse(text, d.language.as_deref()) {
+                        i.sentiment = Some(t.sentiment);
+                        i.aspects = t.aspects;
+                    }
                     i.language = d.language;
                     i.language_confidence = d.confidence;
                 }

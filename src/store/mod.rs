@@ -119,6 +119,39 @@ pub struct CustomerActivity {
     pub sources: i64,
 }
 
+/// A text whose satisfaction the customer stated with stars, NPS or CSAT.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatedText {
+    pub id: i64,
+    pub text: String,
+    pub language: Option<String>,
+    pub stars: Option<f64>,
+    pub nps: Option<i64>,
+    pub csat_satisfied: Option<bool>,
+}
+
+/// One run of adapting the sentiment model to this deployment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SentimentModelRecord {
+    pub id: i64,
+    pub version: String,
+    pub base_version: String,
+    pub trained_at_ms: i64,
+    #[serde(flatten)]
+    pub report: crate::pipeline::sentiment::AdaptReport,
+    /// The encoded model; empty in listings.
+    #[serde(skip)]
+    pub weights: Vec<u8>,
+}
+
+/// A new score for a stored interaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rescore {
+    pub id: i64,
+    pub sentiment: Option<crate::model::Sentiment>,
+    pub aspects: Vec<crate::pipeline::sentiment::AspectScore>,
+}
+
 /// The standard indicators of one location, each with its sample size.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LocationSummary {
@@ -196,6 +229,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn set_quarantine_status(&self, ids: &[i64], status: &str) -> Result<u64>;
 
     async fn counts(&self) -> Result<Counts>;
+
+    /// Texts with stars, NPS or a CSAT answer (owner replies excluded), newest first.
+    async fn rated_texts(&self, limit: i64) -> Result<Vec<RatedText>>;
+    /// Records an adaptation run; returns its id.
+    async fn save_sentiment_model(&self, model: &SentimentModelRecord) -> Result<i64>;
+    /// Adaptation runs, newest first, without their weights.
+    async fn sentiment_models(&self, limit: i64) -> Result<Vec<SentimentModelRecord>>;
+    /// The newest adopted model, with its weights.
+    async fn adopted_sentiment_model(&self) -> Result<Option<SentimentModelRecord>>;
+    /// Texts not scored by `version`, by id after `after_id`: (id, text, language).
+    async fn texts_to_rescore(
+        &self,
+        version: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, Option<String>)>>;
+    /// Stores new scores; the interactions' content and revision stay as they are.
+    async fn rescore(&self, scores: &[Rescore]) -> Result<u64>;
 
     /// Every interaction's (source, external_id, content_hash, customer_id), sorted; for
     /// tests and consistency checks.

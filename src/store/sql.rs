@@ -11,7 +11,7 @@ pub(super) const INTERACTION_COLUMNS: &str = "source, external_id, kind, parent_
     occurred_at_ms, updated_at_ms, location_id, customer_id, author_name, identities, text, \
     language, language_confidence, stars, nps, csat, csat_scale, csat_satisfied, ces, \
     ces_scale, ces_agrees, status, sentiment, sentiment_label, sentiment_confidence, \
-    sentiment_model, url, raw, content_hash, revision, first_seen_ms, last_changed_ms";
+    sentiment_model, aspects, url, raw, content_hash, revision, first_seen_ms, last_changed_ms";
 
 /// Binds per interaction row; the statement size stays under both backends' limits.
 pub(super) const ROWS_PER_STATEMENT: usize = 500;
@@ -28,7 +28,7 @@ pub(super) const UPSERT_TAIL: &str = " ON CONFLICT (source, external_id) DO UPDA
     status = excluded.status, sentiment = excluded.sentiment, \
     sentiment_label = excluded.sentiment_label, \
     sentiment_confidence = excluded.sentiment_confidence, \
-    sentiment_model = excluded.sentiment_model, url = excluded.url, raw = excluded.raw, \
+    sentiment_model = excluded.sentiment_model, aspects = excluded.aspects, url = excluded.url, raw = excluded.raw, \
     content_hash = excluded.content_hash, revision = interactions.revision + 1, \
     last_changed_ms = excluded.last_changed_ms \
     WHERE interactions.content_hash <> excluded.content_hash \
@@ -40,8 +40,12 @@ pub(super) const SELECT_INTERACTION: &str = "SELECT id, customer_id, revision, s
     external_id, kind, parent_external_id, occurred_at_ms, updated_at_ms, location_id, \
     author_name, identities, text, language, language_confidence, stars, nps, csat, \
     csat_scale, csat_satisfied, ces, ces_scale, ces_agrees, status, sentiment, \
-    sentiment_label, sentiment_confidence, sentiment_model, url, raw, content_hash \
+    sentiment_label, sentiment_confidence, sentiment_model, aspects, url, raw, content_hash \
     FROM interactions";
+
+pub(super) const SELECT_MODEL: &str = "SELECT id, version, base_version, trained_at_ms, \
+    examples, trained_on, held_out, base_accuracy, base_macro_f1, adapted_accuracy, \
+    adapted_macro_f1, adopted";
 
 pub(super) const LOCATION_SUMMARY: &str = "SELECT location_id, \
     SUM(CASE WHEN kind <> 'reply' THEN 1 ELSE 0 END) AS n, \
@@ -77,6 +81,31 @@ macro_rules! impl_store {
         use $crate::store::*;
         use sqlx::Row;
         use std::collections::HashMap;
+
+        fn model_from_row(r: &<$db as sqlx::Database>::Row) -> Result<SentimentModelRecord> {
+            Ok(SentimentModelRecord {
+                id: r.try_get("id")?,
+                version: r.try_get("version")?,
+                base_version: r.try_get("base_version")?,
+                trained_at_ms: r.try_get("trained_at_ms")?,
+                report: crate::pipeline::sentiment::AdaptReport {
+                    examples: r.try_get::<i64, _>("examples")? as usize,
+                    trained_on: r.try_get::<i64, _>("trained_on")? as usize,
+                    held_out: r.try_get::<i64, _>("held_out")? as usize,
+                    base_accuracy: r.try_get("base_accuracy")?,
+                    base_macro_f1: r.try_get("base_macro_f1")?,
+                    adapted_accuracy: r.try_get("adapted_accuracy")?,
+                    adapted_macro_f1: r.try_get("adapted_macro_f1")?,
+                    adopted: r.try_get::<i64, _>("adopted")? == 1,
+                },
+                weights: r.try_get::<Option<Vec<u8>>, _>("weights")?.unwrap_or_default(),
+            })
+        }
+
+        /// Aspects as JSON, `NULL` when the text mentions none.
+        fn aspects_json(a: &[crate::pipeline::sentiment::AspectScore]) -> Option<String> {
+            (!a.is_empty()).then(|| serde_json::to_string(a).expect("aspects serialize"))
+        }
 
         /// The strong identities as a JSON array of `kind:value` keys; the name identity
         /// is the `author_name` column and is not stored twice.
@@ -163,6 +192,10 @@ macro_rules! impl_store {
                     ces,
                     status: row.try_get("status")?,
                     sentiment,
+                    aspects: row
+                        .try_get::<Option<String>, _>("aspects")?
+                        .and_then(|j| serde_json::from_str(&j).ok())
+                        .unwrap_or_default(),
                     url: row.try_get("url")?,
                     raw: row.try_get("raw")?,
                     content_hash: row.try_get("content_hash")?,
@@ -345,6 +378,7 @@ macro_rules! impl_store {
                             .push_bind(i.sentiment.as_ref().map(|s| s.label.as_str()))
                             .push_bind(i.sentiment.as_ref().map(|s| s.confidence))
                             .push_bind(i.sentiment.as_ref().map(|s| s.model.as_str()))
+                            .push_bind(aspects_json(&i.aspects))
                             .push_bind(i.url.as_deref())
                             .push_bind(i.raw.as_str())
                             .push_bind(i.content_hash.as_str())
@@ -647,6 +681,119 @@ macro_rules! impl_store {
                     .bind(status)
                     .bind(now_ms())
                     .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
+                tx.commit().await?;
+                Ok(n)
+            }
+
+            async fn rated_texts(&self, limit: i64) -> Result<Vec<RatedText>> {
+                let rows = sqlx::query(
+                    "SELECT id, text, language, stars, nps, csat_satisfied FROM interactions \
+                     WHERE kind <> 'reply' AND text IS NOT NULL \
+                     AND (stars IS NOT NULL OR nps IS NOT NULL OR csat_satisfied IS NOT NULL) \
+                     ORDER BY occurred_at_ms DESC, id DESC LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(RatedText {
+                            id: r.try_get("id")?,
+                            text: r.try_get("text")?,
+                            language: r.try_get("language")?,
+                            stars: r.try_get("stars")?,
+                            nps: r.try_get("nps")?,
+                            csat_satisfied: r
+                                .try_get::<Option<i64>, _>("csat_satisfied")?
+                                .map(|v| v == 1),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn save_sentiment_model(&self, m: &SentimentModelRecord) -> Result<i64> {
+                let mut tx = self.begin_write().await?;
+                let r = &m.report;
+                let row = sqlx::query(
+                    "INSERT INTO sentiment_models (version, base_version, trained_at_ms, \
+                     examples, trained_on, held_out, base_accuracy, base_macro_f1, \
+                     adapted_accuracy, adapted_macro_f1, adopted, weights) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+                )
+                .bind(&m.version)
+                .bind(&m.base_version)
+                .bind(m.trained_at_ms)
+                .bind(r.examples as i64)
+                .bind(r.trained_on as i64)
+                .bind(r.held_out as i64)
+                .bind(r.base_accuracy)
+                .bind(r.base_macro_f1)
+                .bind(r.adapted_accuracy)
+                .bind(r.adapted_macro_f1)
+                .bind(i64::from(r.adopted))
+                .bind(&m.weights)
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(row.try_get("id")?)
+            }
+
+            async fn sentiment_models(&self, limit: i64) -> Result<Vec<SentimentModelRecord>> {
+                let sql = format!("{SELECT_MODEL}, NULL AS weights FROM sentiment_models ORDER BY id DESC LIMIT $1");
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(model_from_row).collect()
+            }
+
+            async fn adopted_sentiment_model(&self) -> Result<Option<SentimentModelRecord>> {
+                let sql = format!("{SELECT_MODEL}, weights FROM sentiment_models WHERE adopted = 1 ORDER BY id DESC LIMIT 1");
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(model_from_row).transpose()
+            }
+
+            async fn texts_to_rescore(
+                &self,
+                version: &str,
+                after_id: i64,
+                limit: i64,
+            ) -> Result<Vec<(i64, String, Option<String>)>> {
+                let rows = sqlx::query(
+                    "SELECT id, text, language FROM interactions WHERE id > $1 \
+                     AND text IS NOT NULL AND (sentiment_model IS NULL OR sentiment_model <> $2) \
+                     ORDER BY id LIMIT $3",
+                )
+                .bind(after_id)
+                .bind(version)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("id")?, r.try_get("text")?, r.try_get("language")?)))
+                    .collect()
+            }
+
+            async fn rescore(&self, scores: &[Rescore]) -> Result<u64> {
+                let mut tx = self.begin_write().await?;
+                let mut n = 0;
+                for s in scores {
+                    n += sqlx::query(
+                        "UPDATE interactions SET sentiment = $1, sentiment_label = $2, \
+                         sentiment_confidence = $3, sentiment_model = $4, aspects = $5 WHERE id = $6",
+                    )
+                    .bind(s.sentiment.as_ref().map(|x| x.score))
+                    .bind(s.sentiment.as_ref().map(|x| x.label.as_str()))
+                    .bind(s.sentiment.as_ref().map(|x| x.confidence))
+                    .bind(s.sentiment.as_ref().map(|x| x.model.as_str()))
+                    .bind(aspects_json(&s.aspects))
+                    .bind(s.id)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();

@@ -31,6 +31,7 @@ fn interaction(id: &str, at: i64, email: Option<&str>, text: &str) -> Interactio
         ces: None,
         status: Some("open".into()),
         sentiment: None,
+        aspects: vec![],
         url: None,
         raw: "{}".into(),
         content_hash: String::new(),
