@@ -380,12 +380,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let started = std::time::Instant::now();
             let analyzer = Analyzer::from_config(&config.pipeline);
-            // Build the model before timing anything.
+            // Build the model and load every lingua model before timing anything.
             let _ = analyzer.scorer.score("warm-up", Some("en"));
+            analyzer.detector.preload();
             println!(
-                "models loaded in {:.2} s (lexicons, aspect lists, built-in regression trained on {} sentences)",
+                "models loaded in {:.2} s (lexicons, aspect lists, lingua for {} languages, built-in regression trained on {} sentences); resident memory with all models loaded: {:.0} MiB",
                 started.elapsed().as_secs_f64(),
-                tideline::pipeline::sentiment::builtin_corpus().count()
+                analyzer.detector.languages().len(),
+                tideline::pipeline::sentiment::builtin_corpus().count(),
+                tideline::bench::rss_kib().unwrap_or(0) as f64 / 1024.0
             );
             for file in files {
                 let r = tideline::bench::eval_sentiment(&file, &analyzer)?;

@@ -343,6 +343,16 @@ impl LanguageDetector {
         }
     }
 
+    /// Loads every lingua model now rather than on first use (for measuring memory).
+    pub fn preload(&self) {
+        for sample in [
+            "The quick brown fox jumps over the lazy dog",
+            "Zwölf Boxkämpfer jagen Viktor quer über den großen Sylter Deich",
+        ] {
+            let _ = self.lingua.compute_language_confidence_values(sample);
+        }
+    }
+
     pub fn languages(&self) -> &[&'static str] {
         &self.codes
     }

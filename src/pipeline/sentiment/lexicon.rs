@@ -397,8 +397,6 @@ pub struct Clause {
 /// What the rule layer saw in one text.
 #[derive(Debug, Clone, Default)]
 pub struct Signals {
-    /// The language the lexicons were chosen for.
-    pub(crate) language: Option<&'static str>,
     pub(crate) tokens: Vec<Token>,
     /// Per token: inside the scope of a negator.
     pub(crate) negated: Vec<bool>,
@@ -472,12 +470,6 @@ impl Rules {
         let lx = self.lexicon(language);
         let n = tokens.len();
         let mut s = Signals {
-            language: language.and_then(|l| {
-                LEXICONS
-                    .iter()
-                    .find(|(c, _, _)| *c == l)
-                    .map(|(c, _, _)| *c)
-            }),
             negated: vec![false; n],
             weights: vec![None; n],
             ..Signals::default()

@@ -18,9 +18,25 @@ const BITS: u8 = 18;
 /// Buckets below this index hold the dense rule features.
 const DENSE: u32 = 32;
 
-/// A text as the model reads it: (bucket, value) pairs.
+/// A text as the model reads it: hashed n-gram buckets that share one value (so the
+/// n-gram part has unit length), and the dense rule features as (bucket, value).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Features(pub Vec<(u32, f32)>);
+pub struct Features {
+    pub hashed: Vec<u32>,
+    pub norm: f32,
+    pub dense: Vec<(u8, f32)>,
+}
+
+impl Features {
+    fn for_each(&self, mut f: impl FnMut(usize, f32)) {
+        for &j in &self.hashed {
+            f(j as usize, self.norm);
+        }
+        for &(j, v) in &self.dense {
+            f(usize::from(j), v);
+        }
+    }
+}
 
 fn fnv(seed: u8, parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(seed);
@@ -70,10 +86,6 @@ pub fn featurize(s: &Signals) -> Features {
         };
         hashed.push(bucket(1, &[&word]));
         hashed.push(bucket(2, &[&prev, &word]));
-        if std::env::var("EXP_LANGW").is_ok() {
-            let lang = s.language.unwrap_or("");
-            hashed.push(bucket(4, &[lang, &word]));
-        }
         let plain = word.trim_start_matches('!');
         if plain.chars().count() >= 3 && plain.chars().all(char::is_alphabetic) {
             let padded: Vec<char> = format!(" {plain} ").chars().collect();
@@ -90,17 +102,14 @@ pub fn featurize(s: &Signals) -> Features {
         prev = word;
     }
     hashed.push(bucket(2, &[&prev, "</s>"]));
-    let norm = std::env::var("EXP_NG")
-        .ok()
-        .and_then(|v| v.parse::<f32>().ok())
-        .unwrap_or(1.0)
-        / (hashed.len() as f32).sqrt();
-    let mut out: Vec<(u32, f32)> = hashed.into_iter().map(|b| (b, norm)).collect();
+    let norm = 1.0 / (hashed.len() as f32).sqrt();
+    hashed.shrink_to_fit();
+    let mut out: Vec<(u8, f32)> = Vec::with_capacity(24);
 
     let clause_score = |k: usize| (s.clauses[k].sum / 3.0).tanh() as f32;
     let last = s.clauses.len() - 1;
     let contrast = s.clauses.iter().any(|c| c.after_contrast);
-    let dense: [(u32, f32); 16] = [
+    let dense: [(u8, f32); 16] = [
         (0, s.score as f32),
         (1, (s.positive as f32).ln_1p()),
         (2, (s.negative as f32).ln_1p()),
@@ -120,16 +129,20 @@ pub fn featurize(s: &Signals) -> Features {
     ];
     out.extend(dense.into_iter().filter(|(_, v)| *v != 0.0));
     // The rule score by range, so the model can learn a threshold, not only a slope.
-    let range = ((s.score + 1.0) * 4.0).floor().clamp(0.0, 7.0) as u32;
+    let range = ((s.score + 1.0) * 4.0).floor().clamp(0.0, 7.0) as u8;
     out.push((16 + range, 1.0));
     for (o, sums) in s.by_origin.iter().enumerate() {
         for (k, v) in sums.iter().enumerate() {
             if *v != 0.0 {
-                out.push((24 + 2 * o as u32 + k as u32, (*v as f32).ln_1p()));
+                out.push((24 + 2 * o as u8 + k as u8, (*v as f32).ln_1p()));
             }
         }
     }
-    Features(out)
+    Features {
+        hashed,
+        norm,
+        dense: out,
+    }
 }
 
 /// A trained model.
@@ -167,16 +180,10 @@ pub struct TrainOptions {
 
 impl Default for TrainOptions {
     fn default() -> Self {
-        let env = |k: &str, d: f64| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(d)
-        };
         Self {
-            epochs: env("EXP_EPOCHS", 6.0) as usize,
-            learning_rate: env("EXP_LR", 0.2) as f32,
-            l2: env("EXP_L2", 1e-5) as f32,
+            epochs: 6,
+            learning_rate: 0.2,
+            l2: 1e-3,
             seed: 7,
         }
     }
@@ -204,12 +211,12 @@ impl LinearModel {
     /// Class probabilities (negative, neutral, positive).
     pub fn predict(&self, f: &Features) -> [f32; 3] {
         let mut z = self.bias;
-        for &(j, v) in &f.0 {
-            let w = &self.weights[j as usize];
+        f.for_each(|j, v| {
+            let w = &self.weights[j];
             z[0] += w[0] * v;
             z[1] += w[1] * v;
             z[2] += w[2] * v;
-        }
+        });
         softmax(z)
     }
 
@@ -251,15 +258,15 @@ impl LinearModel {
                     gb[c] += g[c] * g[c];
                     m.bias[c] -= opts.learning_rate * g[c] / (gb[c].sqrt() + eps);
                 }
-                for &(j, v) in &e.features.0 {
-                    let w = &mut m.weights[j as usize];
-                    let acc = &mut g2[j as usize];
+                e.features.for_each(|j, v| {
+                    let w = &mut m.weights[j];
+                    let acc = &mut g2[j];
                     for c in 0..3 {
                         let grad = g[c] * v + opts.l2 * w[c];
                         acc[c] += grad * grad;
                         w[c] -= opts.learning_rate * grad / (acc[c].sqrt() + eps);
                     }
-                }
+                });
             }
         }
         m

@@ -28,11 +28,15 @@ pub const MODEL_VERSION: &str = "tideline-sent-0.2";
 
 macro_rules! corpora {
     ($($code:literal),* $(,)?) => {
-        &[$(($code, include_str!(concat!("../../../data/train/", $code, ".tsv")))),*]
+        &[$(
+            ($code, include_str!(concat!("../../../data/train/", $code, ".tsv"))),
+            ($code, include_str!(concat!("../../../data/train/", $code, "-social.tsv"))),
+        )*]
     };
 }
 
-/// The project's labelled sentences, per language (`label<TAB>text`).
+/// The project's labelled sentences, per language (`label<TAB>text`): feedback
+/// (`<lang>.tsv`) and social-media posts (`<lang>-social.tsv`).
 const CORPORA: &[(&str, &str)] = corpora!(
     "en", "de", "tr", "pl", "hu", "hr", "fr", "es", "it", "nl", "pt", "ro"
 );
@@ -81,8 +85,11 @@ fn builtin_examples(rules: &Rules) -> Vec<Example> {
             weight: 1.0,
         })
         .collect();
-    if let Ok(w) = std::env::var("EXP_LEXW") {
-        let w: f32 = w.parse().unwrap_or(0.1);
+    // Every word of the lexicons as a one-word example, lightly weighted: the n-gram
+    // weights then know the polarity of words no sentence used, and their character
+    // n-grams carry it to inflected forms.
+    {
+        let w = 0.1;
         for lang in lexicon::languages() {
             for (word, v) in rules.lexicon(Some(lang)).own_words() {
                 if v.abs() >= 1.0 {
@@ -103,10 +110,9 @@ fn base_model() -> Arc<LinearModel> {
     static BASE: OnceLock<Arc<LinearModel>> = OnceLock::new();
     BASE.get_or_init(|| {
         let rules = Rules::new();
-        Arc::new(LinearModel::train(
-            &builtin_examples(&rules),
-            TrainOptions::default(),
-        ))
+        let model = LinearModel::train(&builtin_examples(&rules), TrainOptions::default());
+        crate::telemetry::release_free_memory();
+        Arc::new(model)
     })
     .clone()
 }
@@ -196,25 +202,19 @@ impl SentimentScorer {
         if signals.tokens.is_empty() {
             return None;
         }
-        let mut p = self.model().predict(&features);
-        if let Ok(t) = std::env::var("EXP_RULES") {
-            let t: f64 = t.parse().unwrap_or(0.15);
-            p = if signals.score > t {
-                [0.0, 0.0, 1.0]
-            } else if signals.score < -t {
-                [1.0, 0.0, 0.0]
-            } else {
-                [0.0, 1.0, 0.0]
-            };
-        }
+        let p = self.model().predict(&features);
         let class = (0..3)
             .max_by(|a, b| p[*a].total_cmp(&p[*b]))
             .unwrap_or(NEUTRAL);
-        let w: f64 = std::env::var("EXP_W")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        let score = (1.0 - w) * f64::from(p[POSITIVE] - p[NEGATIVE]) + w * signals.score;
+        // The label is the model's; the score also keeps the rules' sense of degree
+        // ("good" < "excellent"), which class probabilities flatten, and agrees in sign
+        // with the label.
+        let blended = 0.5 * f64::from(p[POSITIVE] - p[NEGATIVE]) + 0.5 * signals.score;
+        let score = match label_of(class) {
+            SentimentLabel::Positive => blended.max(0.05),
+            SentimentLabel::Negative => blended.min(-0.05),
+            SentimentLabel::Neutral => blended,
+        };
         let sentiment = Sentiment {
             score: round3(score),
             label: label_of(class),
