@@ -273,6 +273,76 @@ pub fn eval_sentiment(path: &Path, analyzer: &Analyzer) -> Result<EvalResult, Be
     })
 }
 
+/// What `bench score` measured.
+#[derive(Debug, Clone, Default)]
+pub struct ScoreBench {
+    pub texts: u64,
+    pub mean_chars: f64,
+    pub seconds: f64,
+    pub texts_per_sec: f64,
+}
+
+/// Runs `tideline score`'s own loop (JSON in, detection, sentiment, aspects, JSON out) on
+/// one thread over the texts of `files` (CSV with a `text` column) whose length is within
+/// `chars`, repeated until there are at least `min_texts`.
+pub fn score_throughput(
+    files: &[PathBuf],
+    chars: std::ops::RangeInclusive<usize>,
+    min_texts: usize,
+    analyzer: &Analyzer,
+) -> Result<ScoreBench, BenchError> {
+    let mut texts = Vec::new();
+    for path in files {
+        let io = |source| BenchError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut rdr = csv::Reader::from_path(path).map_err(|e| io(e.into()))?;
+        let col = rdr
+            .headers()
+            .map_err(|e| io(e.into()))?
+            .iter()
+            .position(|h| h == "text")
+            .ok_or_else(|| io(std::io::Error::other("expected a `text` column")))?;
+        for rec in rdr.records() {
+            let rec = rec.map_err(|e| io(e.into()))?;
+            let t = rec.get(col).unwrap_or("");
+            if chars.contains(&t.chars().count()) {
+                texts.push(t.to_string());
+            }
+        }
+    }
+    if texts.is_empty() {
+        return Ok(ScoreBench::default());
+    }
+    let mut input = Vec::new();
+    let mut n = 0u64;
+    let mut total_chars = 0usize;
+    while (n as usize) < min_texts {
+        for t in &texts {
+            serde_json::to_writer(&mut input, &serde_json::json!({"id": n, "text": t}))
+                .expect("JSON to memory");
+            input.push(b'\n');
+            n += 1;
+            total_chars += t.chars().count();
+        }
+    }
+    let started = std::time::Instant::now();
+    let summary =
+        crate::score::score_lines(analyzer, None, input.as_slice(), std::io::sink(), |_, _| {})
+            .map_err(|source| BenchError::Io {
+                path: PathBuf::from("-"),
+                source,
+            })?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(ScoreBench {
+        texts: summary.scored,
+        mean_chars: total_chars as f64 / n as f64,
+        seconds,
+        texts_per_sec: summary.scored as f64 / seconds.max(1e-9),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

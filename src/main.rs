@@ -169,6 +169,21 @@ enum BenchCommand {
         #[arg(long)]
         verbose: bool,
     },
+    /// Throughput of `tideline score` on one thread (JSON in and out, language detection,
+    /// sentiment, aspects) over texts of about 100 characters taken from labelled CSVs.
+    Score {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Shortest text used, in characters.
+        #[arg(long, default_value_t = 80)]
+        min_chars: usize,
+        /// Longest text used, in characters.
+        #[arg(long, default_value_t = 120)]
+        max_chars: usize,
+        /// Texts to score (the selection repeats until there are this many).
+        #[arg(long, default_value_t = 50_000)]
+        texts: usize,
+    },
     /// Generate a Zendesk-style export and import it into a fresh SQLite database.
     Import {
         #[arg(long, default_value_t = 200_000)]
@@ -372,6 +387,34 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 "configuration is valid: {} location(s), database {}",
                 config.locations.len(),
                 redact_url(config.storage.effective_url().expose())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Score {
+                    files,
+                    min_chars,
+                    max_chars,
+                    texts,
+                },
+        } => {
+            let started = std::time::Instant::now();
+            let analyzer = Analyzer::from_config(&config.pipeline);
+            let _ = analyzer.scorer.score("warm-up", Some("en"));
+            analyzer.detector.preload();
+            let load = started.elapsed().as_secs_f64();
+            let loaded_rss = tideline::bench::rss_kib().unwrap_or(0);
+            let r =
+                tideline::bench::score_throughput(&files, min_chars..=max_chars, texts, &analyzer)?;
+            println!(
+                "scored {} texts of {}-{} chars (mean {:.0}) in {:.2} s on one thread: {:.0} texts/s",
+                r.texts, min_chars, max_chars, r.mean_chars, r.seconds, r.texts_per_sec
+            );
+            println!(
+                "models loaded in {load:.2} s; resident memory with all models loaded {:.0} MiB, peak {:.0} MiB",
+                loaded_rss as f64 / 1024.0,
+                tideline::bench::peak_rss_kib().unwrap_or(0) as f64 / 1024.0
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -257,3 +257,138 @@ fn the_daemon_starts_and_stops_on_sigterm() {
         "{first}"
     );
 }
+
+#[test]
+fn score_reads_jsonl_and_writes_one_line_per_text_in_order() {
+    use std::io::Write;
+    let mut child = bin()
+        .arg("score")
+        .arg("--lang-hint")
+        .arg("de")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = concat!(
+        "{\"id\": \"1\", \"text\": \"Das Essen war kalt und der Kellner unfreundlich.\"}\n",
+        "{\"id\": \"2\", \"text\": \"Absolutely loved it, the staff were wonderful!\", \"lang\": \"en\"}\n",
+        "{\"id\": \"3\", \"text\": \"Super!\"}\n",
+        "{\"id\": \"4\", \"text\": \"Jedzenie bylo zimne, a dostawa spozniona o godzine.\"}\n",
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let text = ok(&child.wait_with_output().unwrap());
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["id"], (i + 1).to_string());
+        let mut keys: Vec<&str> = l.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "aspects",
+                "confidence",
+                "id",
+                "label",
+                "lang",
+                "lang_confidence",
+                "sentiment"
+            ]
+        );
+        let s = l["sentiment"].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&s));
+    }
+    assert_eq!(lines[0]["lang"], "de");
+    assert_eq!(lines[0]["label"], "negative");
+    assert!(
+        lines[0]["aspects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["aspect"] == "staff"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[1]["lang"], "en");
+    assert_eq!(lines[1]["lang_confidence"], 1.0);
+    assert_eq!(lines[1]["label"], "positive");
+    assert_eq!(lines[2]["lang"], "de", "too short: the hint applies");
+    assert_eq!(lines[2]["label"], "positive");
+    assert_eq!(lines[3]["lang"], "pl");
+    assert_eq!(lines[3]["label"], "negative");
+    let aspects: Vec<&str> = lines[3]["aspects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["aspect"].as_str().unwrap())
+        .collect();
+    assert!(aspects.contains(&"delivery"), "{aspects:?}");
+}
+
+#[test]
+fn score_marks_bad_lines_in_place_and_fails() {
+    use std::io::Write;
+    let mut child = bin()
+        .arg("score")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"id\": 1, \"text\": \"fine\"}\n{\"id\": 2, \"txt\": \"typo\"}\n[1,2]\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[1]["id"], 2);
+    assert_eq!(lines[1]["line"], 2);
+    assert!(lines[2]["error"].is_string());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("stdin line 2"), "{stderr}");
+    assert!(stderr.contains("2 line(s) could not be scored"), "{stderr}");
+}
+
+#[test]
+fn sentiment_train_and_status_report_held_out_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    ok(&with_db(&db)
+        .arg("import")
+        .arg(samples().join("reviews.csv"))
+        .arg("--preset")
+        .arg("generic-csv")
+        .arg("--mapping")
+        .arg(samples().join("reviews.mapping.toml"))
+        .output()
+        .unwrap());
+    let text = ok(&with_db(&db).args(["sentiment", "train"]).output().unwrap());
+    assert!(text.contains("held-out accuracy: built-in"), "{text}");
+    let status = ok(&with_db(&db).args(["sentiment", "status"]).output().unwrap());
+    assert!(status.contains("model in use: tideline-sent-"), "{status}");
+    assert!(status.contains("+site."), "{status}");
+    let json = ok(&with_db(&db)
+        .args(["sentiment", "status", "--format", "json"])
+        .output()
+        .unwrap());
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["runs"].as_array().unwrap().len(), 1);
+    assert!(v["runs"][0]["held_out"].as_u64().is_some());
+}

@@ -7,4 +7,5 @@ mod common;
 mod cli;
 mod config;
 mod import;
+mod learn;
 mod storage;
