@@ -21,7 +21,7 @@ fn review(i: usize, text: &str, stars: f64) -> Interaction {
         author_name: Some(format!("Reviewer {i}")),
         identities: vec![Identity::new(
             IdentityKind::Email,
-            &format!("r{i}@example.org"),
+            format!("r{i}@example.org"),
         )],
         text: Some(text.to_string()),
         language: Some("en".into()),
