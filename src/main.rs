@@ -121,6 +121,9 @@ enum SentimentCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Score again every stored text the model in use did not score (after an upgrade
+    /// that changed the built-in model, for example). The daemon does this at start.
+    Rescore,
     /// The model in use and the past training runs with their held-out accuracy.
     Status {
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -590,6 +593,11 @@ async fn sentiment_command(config: &Config, command: SentimentCommand) -> Result
                 Format::Text => print!("{}", learn::render_outcome(&out)),
             }
         }
+        SentimentCommand::Rescore => {
+            let analyzer = Arc::new(learn::analyzer_for(store.as_ref(), &config.pipeline).await?);
+            let n = learn::rescore(store.as_ref(), analyzer.clone()).await?;
+            println!("re-scored {n} text(s) with {}", analyzer.scorer.version());
+        }
         SentimentCommand::Status { format } => {
             let runs = store.sentiment_models(20).await?;
             let active = store.adopted_sentiment_model().await?;
@@ -639,6 +647,24 @@ async fn run_daemon(config: &Config) -> Result<ExitCode> {
         .await
         .context("cannot create the scheduler")?;
     report_sentiment_model(store.as_ref()).await;
+    {
+        // Texts scored by an older model (before an upgrade) are scored again, in the
+        // background and in pages, so figures compare like with like.
+        let store = store.clone();
+        let pipeline = config.pipeline.clone();
+        tokio::spawn(async move {
+            let result = async {
+                let analyzer = Arc::new(learn::analyzer_for(store.as_ref(), &pipeline).await?);
+                learn::rescore(store.as_ref(), analyzer).await
+            }
+            .await;
+            match result {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(texts = n, "Texts re-scored with the model in use."),
+                Err(e) => tracing::warn!(error = %e, "Re-scoring stored texts failed."),
+            }
+        });
+    }
     if config.pipeline.sentiment_adapt {
         let store = store.clone();
         let pipeline = config.pipeline.clone();

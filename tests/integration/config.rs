@@ -13,6 +13,8 @@ fn the_example_config_parses_with_every_section() {
     assert_eq!(c.storage.max_connections, 8);
     assert_eq!(c.import.batch_rows, 5000);
     assert_eq!(c.pipeline.languages.len(), 12);
+    assert!(c.pipeline.sentiment_adapt);
+    assert_eq!(c.pipeline.sentiment_adapt_cron, "0 30 3 * * *");
 }
 
 #[test]
@@ -32,7 +34,7 @@ fn config_check_reports_every_problem_and_fails() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,
-        "[storage]\nmax_connections = 0\n[log]\nformat = \"yaml\"\n[[location]]\nid = \"x\"\ntimezone = \"Berlin\"\n",
+        "[storage]\nmax_connections = 0\n[log]\nformat = \"yaml\"\n[pipeline]\nsentiment_adapt_cron = \"nightly\"\n[[location]]\nid = \"x\"\ntimezone = \"Berlin\"\n",
     )
     .unwrap();
     let out = bin()
@@ -44,7 +46,8 @@ fn config_check_reports_every_problem_and_fails() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     for needle in [
-        "3 problem(s)",
+        "4 problem(s)",
+        "pipeline.sentiment_adapt_cron",
         "storage.max_connections",
         "log.format",
         "timezone",

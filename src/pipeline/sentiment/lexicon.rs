@@ -4,8 +4,8 @@
 //! diacritics. It turns a text into [`Signals`]: a rule score, the counts behind it, and the
 //! token stream (with negation scopes and clauses) the linear model reads.
 //!
-//! Lexicons, in order of precedence: `data/lexicon/<lang>.txt` and `emoji.txt` (written for
-//! this project), then `data/lexicon/thirdparty/` (AFINN translations, VADER for English,
+//! Lexicons, in order of precedence: `data/lexicon/<lang>.txt`, `data/lexicon/ext/<lang>.txt`
+//! and `emoji.txt` (written for this project), then `data/lexicon/thirdparty/` (AFINN translations, VADER for English,
 //! the Emoji Sentiment Ranking; licences in that folder's `LICENSES.md`).
 
 use rustc_hash::FxHashMap as HashMap;
@@ -15,13 +15,14 @@ macro_rules! lexicons {
         &[$((
             $code,
             include_str!(concat!("../../../data/lexicon/", $code, ".txt")),
+            include_str!(concat!("../../../data/lexicon/ext/", $code, ".txt")),
             include_str!(concat!("../../../data/lexicon/thirdparty/afinn-", $code, ".txt")),
         )),*]
     };
 }
 
-/// (language, project lexicon, translated AFINN)
-const LEXICONS: &[(&str, &str, &str)] = lexicons!(
+/// (language, project lexicon, project extension, translated AFINN)
+const LEXICONS: &[(&str, &str, &str, &str)] = lexicons!(
     "en", "de", "tr", "pl", "hu", "hr", "fr", "es", "it", "nl", "pt", "ro"
 );
 const VADER_EN: &str = include_str!("../../../data/lexicon/thirdparty/vader-en.txt");
@@ -30,7 +31,7 @@ const EMOJI_RANKING: &str = include_str!("../../../data/lexicon/thirdparty/emoji
 
 /// Languages with a lexicon.
 pub fn languages() -> impl Iterator<Item = &'static str> {
-    LEXICONS.iter().map(|(code, _, _)| *code)
+    LEXICONS.iter().map(|(code, _, _, _)| *code)
 }
 
 /// Where a lexicon weight came from; the model learns how far to trust each.
@@ -132,7 +133,7 @@ impl Lexicon {
     }
 
     /// Every listed word with its weight.
-    pub(crate) fn own_words(&self) -> Vec<(String, f64)> {
+    pub(crate) fn entries(&self) -> Vec<(String, f64)> {
         self.words
             .iter()
             .map(|(w, (v, _))| (w.clone(), *v))
@@ -436,9 +437,10 @@ impl Rules {
     pub fn new() -> Self {
         let lexicons = LEXICONS
             .iter()
-            .map(|(code, own, afinn)| {
+            .map(|(code, own, ext, afinn)| {
                 let mut lx = Lexicon::default();
                 lx.merge(own, Origin::Own);
+                lx.merge(ext, Origin::Own);
                 if *code == "en" {
                     lx.merge(VADER_EN, Origin::ThirdParty);
                 }

@@ -91,7 +91,7 @@ fn builtin_examples(rules: &Rules) -> Vec<Example> {
     {
         let w = 0.1;
         for lang in lexicon::languages() {
-            for (word, v) in rules.lexicon(Some(lang)).own_words() {
+            for (word, v) in rules.lexicon(Some(lang)).entries() {
                 if v.abs() >= 1.0 {
                     out.push(Example {
                         features: linear::featurize(&rules.analyse(&word, Some(lang))),
