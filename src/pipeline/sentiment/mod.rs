@@ -31,12 +31,14 @@ macro_rules! corpora {
         &[$(
             ($code, include_str!(concat!("../../../data/train/", $code, ".tsv"))),
             ($code, include_str!(concat!("../../../data/train/", $code, "-social.tsv"))),
+            ($code, include_str!(concat!("../../../data/train/", $code, "-reviews.tsv"))),
         )*]
     };
 }
 
 /// The project's labelled sentences, per language (`label<TAB>text`): feedback
-/// (`<lang>.tsv`) and social-media posts (`<lang>-social.tsv`).
+/// (`<lang>.tsv`), social-media posts (`<lang>-social.tsv`) and review sentences
+/// (`<lang>-reviews.tsv`).
 const CORPORA: &[(&str, &str)] = corpora!(
     "en", "de", "tr", "pl", "hu", "hr", "fr", "es", "it", "nl", "pt", "ro"
 );
