@@ -69,6 +69,16 @@ pub fn featurize(s: &Signals) -> Features {
     let mut prev = String::from("<s>");
     let mut has_url = false;
     let mut has_user = false;
+    // Words in a clause that a later contrast overrides ("great, but ...") are told apart
+    // from the rest, so the model can learn to discount them.
+    let mut overridden = vec![false; s.tokens.len()];
+    for (k, c) in s.clauses.iter().enumerate() {
+        if s.clauses.get(k + 1).is_some_and(|n| n.after_contrast) {
+            for o in overridden.iter_mut().take(c.end).skip(c.start) {
+                *o = true;
+            }
+        }
+    }
     for (i, t) in s.tokens.iter().enumerate() {
         if t.text == URL_TOKEN {
             has_url = true;
@@ -84,7 +94,11 @@ pub fn featurize(s: &Signals) -> Features {
         } else {
             word
         };
-        hashed.push(bucket(1, &[&word]));
+        if overridden[i] {
+            hashed.push(bucket(5, &[&word]));
+        } else {
+            hashed.push(bucket(1, &[&word]));
+        }
         hashed.push(bucket(2, &[&prev, &word]));
         let plain = word.trim_start_matches('!');
         if plain.chars().count() >= 3 && plain.chars().all(char::is_alphabetic) {
