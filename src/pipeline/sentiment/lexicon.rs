@@ -465,11 +465,25 @@ impl Rules {
             .unwrap_or(&self.empty)
     }
 
-    /// Reads `text` written in `language` (ISO 639-1; an unknown language gets only the
-    /// emoji and emoticon rules).
+    /// Reads `text` written in `language` (ISO 639-1). Without a language, or in one without
+    /// a lexicon, the text is read with the lexicon that recognises most of its words (a
+    /// "great!" too short to detect is still positive).
     pub fn analyse(&self, text: &str, language: Option<&str>) -> Signals {
+        if let Some(lx) = language.and_then(|l| self.lexicons.get(l)) {
+            return self.analyse_with(text, lx);
+        }
+        let mut best: Option<Signals> = None;
+        for code in languages() {
+            let s = self.analyse_with(text, &self.lexicons[code]);
+            if best.as_ref().is_none_or(|b| s.hits > b.hits) {
+                best = Some(s);
+            }
+        }
+        best.unwrap_or_else(|| self.analyse_with(text, &self.empty))
+    }
+
+    fn analyse_with(&self, text: &str, lx: &Lexicon) -> Signals {
         let tokens = tokenize(text);
-        let lx = self.lexicon(language);
         let n = tokens.len();
         let mut s = Signals {
             negated: vec![false; n],

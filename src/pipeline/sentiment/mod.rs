@@ -471,6 +471,14 @@ mod tests {
     }
 
     #[test]
+    fn texts_too_short_to_detect_still_score() {
+        let s = SentimentScorer::new();
+        assert_eq!(s.score("great!", None).unwrap().label, Positive);
+        assert_eq!(s.score("schrecklich", None).unwrap().label, Negative);
+        assert_eq!(s.score("👎", None).unwrap().label, Negative);
+    }
+
+    #[test]
     fn missing_diacritics_still_score() {
         let s = SentimentScorer::new();
         for text in [
