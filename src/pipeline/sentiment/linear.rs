@@ -20,17 +20,57 @@ const DENSE: u32 = 32;
 
 /// A text as the model reads it: hashed n-gram buckets that share one value (so the
 /// n-gram part has unit length), and the dense rule features as (bucket, value).
+///
+/// The buckets are kept sorted as LEB128-coded gaps, about two bytes each instead of
+/// four: the built-in corpus is held in memory whole while the model trains.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Features {
-    pub hashed: Vec<u32>,
-    pub norm: f32,
-    pub dense: Vec<(u8, f32)>,
+    hashed: Vec<u8>,
+    norm: f32,
+    dense: Vec<(u8, f32)>,
 }
 
 impl Features {
+    fn new(mut buckets: Vec<u32>, dense: Vec<(u8, f32)>) -> Self {
+        let norm = 1.0 / (buckets.len().max(1) as f32).sqrt();
+        buckets.sort_unstable();
+        let mut hashed = Vec::with_capacity(buckets.len() * 2);
+        let mut prev = 0u32;
+        for b in buckets {
+            let mut gap = b - prev;
+            prev = b;
+            loop {
+                let byte = (gap & 0x7f) as u8;
+                gap >>= 7;
+                if gap == 0 {
+                    hashed.push(byte);
+                    break;
+                }
+                hashed.push(byte | 0x80);
+            }
+        }
+        hashed.shrink_to_fit();
+        Self {
+            hashed,
+            norm,
+            dense,
+        }
+    }
+
     fn for_each(&self, mut f: impl FnMut(usize, f32)) {
-        for &j in &self.hashed {
-            f(j as usize, self.norm);
+        let mut bucket = 0u32;
+        let mut gap = 0u32;
+        let mut shift = 0;
+        for &byte in &self.hashed {
+            gap |= u32::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                bucket += gap;
+                f(bucket as usize, self.norm);
+                gap = 0;
+                shift = 0;
+            } else {
+                shift += 7;
+            }
         }
         for &(j, v) in &self.dense {
             f(usize::from(j), v);
@@ -116,8 +156,6 @@ pub fn featurize(s: &Signals) -> Features {
         prev = word;
     }
     hashed.push(bucket(2, &[&prev, "</s>"]));
-    let norm = 1.0 / (hashed.len() as f32).sqrt();
-    hashed.shrink_to_fit();
     let mut out: Vec<(u8, f32)> = Vec::with_capacity(24);
 
     let clause_score = |k: usize| (s.clauses[k].sum / 3.0).tanh() as f32;
@@ -152,11 +190,7 @@ pub fn featurize(s: &Signals) -> Features {
             }
         }
     }
-    Features {
-        hashed,
-        norm,
-        dense: out,
-    }
+    Features::new(hashed, out)
 }
 
 /// A trained model.

@@ -107,11 +107,17 @@ fn builtin_examples(rules: &Rules) -> Vec<Example> {
     out
 }
 
+/// The lexicons and rules, loaded once per process (they are read-only).
+fn shared_rules() -> Arc<Rules> {
+    static RULES: OnceLock<Arc<Rules>> = OnceLock::new();
+    RULES.get_or_init(|| Arc::new(Rules::new())).clone()
+}
+
 /// The built-in model, trained once per process (about a second) on first use.
 fn base_model() -> Arc<LinearModel> {
     static BASE: OnceLock<Arc<LinearModel>> = OnceLock::new();
     BASE.get_or_init(|| {
-        let rules = Rules::new();
+        let rules = shared_rules();
         let model = LinearModel::train(&builtin_examples(&rules), TrainOptions::default());
         crate::telemetry::release_free_memory();
         Arc::new(model)
@@ -144,7 +150,7 @@ pub struct AdaptedModel {
 /// Scores texts; cheap to share between threads.
 #[derive(Debug)]
 pub struct SentimentScorer {
-    rules: Rules,
+    rules: Arc<Rules>,
     base: Arc<LinearModel>,
     adapted: Option<AdaptedModel>,
     aspects: AspectTagger,
@@ -163,7 +169,7 @@ fn round3(x: f64) -> f64 {
 impl SentimentScorer {
     pub fn new() -> Self {
         Self {
-            rules: Rules::new(),
+            rules: shared_rules(),
             base: base_model(),
             adapted: None,
             aspects: AspectTagger::new(),
