@@ -560,7 +560,7 @@ async fn quarantine(config: &Config, command: QuarantineCommand) -> Result<ExitC
             }
         }
         QuarantineCommand::Replay { ids, mapping } => {
-            let analyzer = Analyzer::from_config(&config.pipeline);
+            let analyzer = learn::analyzer_for(store.as_ref(), &config.pipeline).await?;
             let r = ingest::replay_quarantine(
                 store.as_ref(),
                 &analyzer,
