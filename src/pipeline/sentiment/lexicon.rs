@@ -239,6 +239,8 @@ pub(crate) struct Token {
     pub exclaim: bool,
     /// Written with a letter repeated three or more times, or in capitals.
     pub emphasis: bool,
+    /// Byte offset in the text where the token starts.
+    pub start: usize,
 }
 
 fn is_emoji(c: char) -> bool {
@@ -261,11 +263,13 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
     let mut upper = 0usize;
     let mut letters = 0usize;
     let mut repeated = false;
+    let mut cur_start = 0usize;
     let flush = |cur: &mut String,
                  out: &mut Vec<Token>,
                  upper: &mut usize,
                  letters: &mut usize,
-                 repeated: &mut bool| {
+                 repeated: &mut bool,
+                 start: usize| {
         if !cur.is_empty() {
             let caps = *letters >= 3 && *upper == *letters;
             out.push(Token {
@@ -273,6 +277,7 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
                 clause_end: false,
                 exclaim: false,
                 emphasis: caps || *repeated,
+                start,
             });
         }
         *upper = 0;
@@ -294,6 +299,7 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
                 clause_end: false,
                 exclaim: false,
                 emphasis: false,
+                start: i,
             });
             i += end;
             continue;
@@ -310,6 +316,7 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
                 clause_end: false,
                 exclaim: false,
                 emphasis: false,
+                start: i,
             });
             i += end;
             continue;
@@ -332,6 +339,7 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
                         clause_end: false,
                         exclaim: false,
                         emphasis: false,
+                        start: i,
                     });
                     i += e.len();
                     continue;
@@ -341,6 +349,9 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
         let c = rest.chars().next().expect("non-empty");
         let len = c.len_utf8();
         if c.is_alphanumeric() {
+            if cur.is_empty() {
+                cur_start = i;
+            }
             if c.is_alphabetic() {
                 letters += 1;
                 if c.is_uppercase() {
@@ -359,13 +370,21 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
         } else if c == '\'' || c == '’' {
             // `don't` -> `dont`
         } else {
-            flush(&mut cur, &mut out, &mut upper, &mut letters, &mut repeated);
+            flush(
+                &mut cur,
+                &mut out,
+                &mut upper,
+                &mut letters,
+                &mut repeated,
+                cur_start,
+            );
             if is_emoji(c) {
                 out.push(Token {
                     text: c.to_string(),
                     clause_end: false,
                     exclaim: false,
                     emphasis: false,
+                    start: i,
                 });
             } else if matches!(c, '.' | '!' | '?' | ';' | '\n')
                 && let Some(last) = out.last_mut()
@@ -378,7 +397,14 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
         }
         i += len;
     }
-    flush(&mut cur, &mut out, &mut upper, &mut letters, &mut repeated);
+    flush(
+        &mut cur,
+        &mut out,
+        &mut upper,
+        &mut letters,
+        &mut repeated,
+        cur_start,
+    );
     out
 }
 

@@ -207,10 +207,21 @@ impl SentimentScorer {
     /// Sentiment and aspects. `None` for a text without a word or emoji.
     pub fn analyse(&self, text: &str, language: Option<&str>) -> Option<TextScore> {
         let (signals, features) = self.features(text, language);
+        let sentiment = self.judge(&signals, &features)?;
+        let aspects = self.aspect_scores(text, &signals, language, &sentiment);
+        Some(TextScore { sentiment, aspects })
+    }
+
+    fn sentiment_of(&self, text: &str, language: Option<&str>) -> Option<Sentiment> {
+        let (signals, features) = self.features(text, language);
+        self.judge(&signals, &features)
+    }
+
+    fn judge(&self, signals: &Signals, features: &Features) -> Option<Sentiment> {
         if signals.tokens.is_empty() {
             return None;
         }
-        let p = self.model().predict(&features);
+        let p = self.model().predict(features);
         let class = (0..3)
             .max_by(|a, b| p[*a].total_cmp(&p[*b]))
             .unwrap_or(NEUTRAL);
@@ -223,41 +234,46 @@ impl SentimentScorer {
             SentimentLabel::Negative => blended.min(-0.05),
             SentimentLabel::Neutral => blended,
         };
-        let sentiment = Sentiment {
+        Some(Sentiment {
             score: round3(score),
             label: label_of(class),
             confidence: round3(f64::from(p[class])),
             model: self.version().to_string(),
-        };
-        let aspects = self.aspect_scores(&signals, language, &sentiment);
-        Some(TextScore { sentiment, aspects })
+        })
     }
 
-    /// One entry per aspect mentioned. Its sentiment is the rule score of the clause that
-    /// mentions it when that clause carries sentiment; a text of one clause lends its own
-    /// sentiment when it is clear; otherwise the sentiment stays unknown.
+    /// One entry per aspect mentioned. Its sentiment is that of the clause that mentions it
+    /// (the whole text when it is one clause), scored by the same rules and model, where
+    /// that clause is clearly positive or negative; otherwise it stays unknown. Several
+    /// mentions of one aspect average.
     fn aspect_scores(
         &self,
+        text: &str,
         s: &Signals,
         language: Option<&str>,
         overall: &Sentiment,
     ) -> Vec<AspectScore> {
         let mentions = self.aspects.tag(&s.tokens, language);
         let mut out: Vec<(Aspect, f64, u32)> = Vec::new();
-        let clear_overall = overall.label != SentimentLabel::Neutral && overall.confidence >= 0.5;
-        let polar_clauses = s.clauses.iter().filter(|c| c.hits > 0).count();
+        let mut clause_scores: Vec<Option<Option<f64>>> = vec![None; s.clauses.len()];
+        let clear = |x: &Sentiment| {
+            (x.label != SentimentLabel::Neutral && x.confidence >= 0.5).then_some(x.score)
+        };
         for m in mentions {
-            let clause = s
+            let k = s
                 .clauses
                 .iter()
-                .find(|c| c.start <= m.token && m.token < c.end.max(c.start + 1));
-            let value = match clause {
-                Some(c) if c.hits > 0 && polar_clauses > 1 => {
-                    let v = (c.sum / 3.0).tanh();
-                    (v.abs() >= 0.15).then_some(v)
-                }
-                _ if clear_overall && polar_clauses <= 1 => Some(overall.score),
-                _ => None,
+                .position(|c| c.start <= m.token && m.token < c.end.max(c.start + 1));
+            let value = match k {
+                _ if s.clauses.len() <= 1 => clear(overall),
+                None => None,
+                Some(k) => *clause_scores[k].get_or_insert_with(|| {
+                    let c = &s.clauses[k];
+                    let from = s.tokens.get(c.start).map_or(text.len(), |t| t.start);
+                    let to = s.tokens.get(c.end).map_or(text.len(), |t| t.start);
+                    let clause = text.get(from..to.max(from)).unwrap_or("");
+                    self.sentiment_of(clause, language).as_ref().and_then(clear)
+                }),
             };
             match out.iter_mut().find(|(a, _, _)| *a == m.aspect) {
                 Some(entry) => {
@@ -524,6 +540,15 @@ mod tests {
             "{t:?}"
         );
         assert!(get(Aspect::WaitTime).is_some(), "{t:?}");
+        // The clause is scored as a whole, so sarcasm stays sarcasm.
+        let t = s
+            .analyse(
+                "Great, another hour of waiting. Thanks for nothing.",
+                Some("en"),
+            )
+            .unwrap();
+        let wait = t.aspects.iter().find(|a| a.aspect == Aspect::WaitTime);
+        assert!(wait.unwrap().sentiment.unwrap() < 0.0, "{t:?}");
         let t = s
             .analyse("Zu teuer und die Lieferung kam zu spät.", Some("de"))
             .unwrap();
