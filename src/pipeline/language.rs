@@ -386,6 +386,20 @@ impl LanguageDetector {
         if conf < 0.5 && letters < 40 && declared.is_some() {
             return declared_only();
         }
+        // Mixed texts (a German review quoting English, code-switching): when the declared
+        // language is the runner-up and lingua is not clearly sure, keep the declared one.
+        if let Some(decl) = declared
+            && conf < 0.7
+            && values.get(1).is_some_and(|(l, c)| {
+                *c >= 0.2 && l.iso_code_639_1().to_string().eq_ignore_ascii_case(decl)
+            })
+        {
+            return Detection {
+                language: Some(decl.to_string()),
+                confidence: values.get(1).map(|(_, c)| (c * 1000.0).round() / 1000.0),
+                method: Method::Model,
+            };
+        }
         Detection {
             language: Some(lang.iso_code_639_1().to_string().to_lowercase()),
             confidence: Some((conf * 1000.0).round() / 1000.0),
@@ -509,6 +523,16 @@ mod tests {
         assert_eq!(sample("ab cd ef", 4), "ab");
         assert_eq!(sample("żółć żółć", 6), "żółć");
         assert_eq!(sample("abcdefgh", 4), "abcd");
+    }
+
+    #[test]
+    fn handles_and_links_do_not_decide_the_language() {
+        let d = LanguageDetector::new(&all(), 12);
+        let r = d.detect(
+            "@user_team https://t.co/abc123 Das Essen war heute wirklich ausgezeichnet",
+            None,
+        );
+        assert_eq!(r.language.as_deref(), Some("de"));
     }
 
     #[test]
