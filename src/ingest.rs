@@ -118,6 +118,7 @@ fn context(
             .and_then(|m| m.ces_scale.clone())
             .unwrap_or_else(|| "1-7".into()),
         locations: LocationIndex::new(&config.locations),
+        guard: std::sync::Arc::new(config.identity.guard.clone()),
     })
 }
 

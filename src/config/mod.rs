@@ -40,8 +40,17 @@ struct RawConfig {
     import: RawImport,
     #[serde(default)]
     pipeline: RawPipeline,
+    #[serde(default)]
+    identity: RawIdentity,
     #[serde(default, rename = "location")]
     locations: Vec<RawLocation>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdentity {
+    blocked: Option<Vec<String>>,
+    blocked_local_parts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,7 +173,14 @@ pub struct Config {
     pub log: LogConfig,
     pub import: ImportConfig,
     pub pipeline: PipelineConfig,
+    pub identity: IdentityConfig,
     pub locations: Vec<Location>,
+}
+
+/// Identities that must never join people.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityConfig {
+    pub guard: crate::pipeline::identify::IdentityGuard,
 }
 
 /// Values from the environment and the command line that win over the file.
@@ -382,6 +398,23 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
         ));
     }
 
+    // identity
+    let local_parts: Vec<String> = raw.identity.blocked_local_parts.unwrap_or_else(|| {
+        crate::pipeline::identify::DEFAULT_BLOCKED_LOCAL_PARTS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    });
+    let (guard, unreadable) = crate::pipeline::identify::IdentityGuard::new(
+        &raw.identity.blocked.unwrap_or_default(),
+        &local_parts,
+    );
+    for v in unreadable {
+        problems.push(format!(
+            "identity.blocked: `{v}` is not an email, a phone or a platform id; fix: write an email, a phone in international form (+4930123456) or `platform:<id>`"
+        ));
+    }
+
     // locations
     let mut seen = HashSet::new();
     let mut seen_alias = HashSet::new();
@@ -459,6 +492,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
             sentiment_adapt,
             sentiment_adapt_cron,
         },
+        identity: IdentityConfig { guard },
         locations,
     })
 }

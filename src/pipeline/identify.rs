@@ -249,6 +249,77 @@ pub fn resolve<I: AsRef<[Identity]>>(items: &[I], known: &HashMap<Identity, Stri
     out
 }
 
+/// Identities that must never join people: shared inboxes (`info@`, `noreply@`), the
+/// business's own addresses and numbers, a test account. A blocked identity stays in the
+/// raw record and joins nobody.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityGuard {
+    values: std::collections::HashSet<Identity>,
+    local_parts: std::collections::HashSet<String>,
+}
+
+/// Local parts that name a shared inbox rather than a person, blocked unless the
+/// configuration says otherwise.
+pub const DEFAULT_BLOCKED_LOCAL_PARTS: &[&str] = &[
+    "noreply",
+    "no-reply",
+    "no_reply",
+    "donotreply",
+    "do-not-reply",
+    "mailer-daemon",
+    "postmaster",
+    "info",
+    "support",
+    "help",
+    "contact",
+    "service",
+];
+
+impl IdentityGuard {
+    /// Builds the guard from configured values: emails, phones in E.164 (`+4930...`), or
+    /// platform ids written `platform:<id>`. Returns the values it could not read.
+    pub fn new(blocked: &[String], local_parts: &[String]) -> (Self, Vec<String>) {
+        let mut g = Self::default();
+        let mut bad = Vec::new();
+        for v in blocked {
+            let v = v.trim();
+            let id = if v.contains('@') {
+                normalize_email(v).map(|e| Identity::new(crate::model::IdentityKind::Email, e))
+            } else if let Some(p) = v.strip_prefix("platform:") {
+                (!p.is_empty()).then(|| Identity::new(crate::model::IdentityKind::Platform, p))
+            } else if v.starts_with('+') || v.starts_with("00") {
+                normalize_phone(v, None)
+                    .map(|p| Identity::new(crate::model::IdentityKind::Phone, p))
+            } else {
+                None
+            };
+            match id {
+                Some(id) => {
+                    g.values.insert(id);
+                }
+                None => bad.push(v.to_string()),
+            }
+        }
+        g.local_parts = local_parts
+            .iter()
+            .map(|l| l.trim().to_lowercase())
+            .collect();
+        (g, bad)
+    }
+
+    /// Whether `id` must not join anyone.
+    pub fn blocks(&self, id: &Identity) -> bool {
+        if self.values.contains(id) {
+            return true;
+        }
+        id.kind == crate::model::IdentityKind::Email
+            && id
+                .value
+                .split_once('@')
+                .is_some_and(|(local, _)| self.local_parts.contains(local))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +330,31 @@ mod tests {
     }
     fn phone(s: &str) -> Identity {
         Identity::new(IdentityKind::Phone, s)
+    }
+
+    #[test]
+    fn the_guard_blocks_shared_inboxes_and_configured_values() {
+        let locals: Vec<String> = DEFAULT_BLOCKED_LOCAL_PARTS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (g, bad) = IdentityGuard::new(
+            &[
+                " Orders@Harbor-Crumb.example ".into(),
+                "+49 30 1234567".into(),
+                "platform:zendesk_user:1".into(),
+                "not an identity".into(),
+            ],
+            &locals,
+        );
+        assert_eq!(bad, ["not an identity"]);
+        assert!(g.blocks(&email("orders@harbor-crumb.example")));
+        assert!(g.blocks(&email("noreply@shop.example")));
+        assert!(g.blocks(&email("info@anything.example")));
+        assert!(!g.blocks(&email("ana.info@shop.example")));
+        assert!(g.blocks(&phone("+49301234567")));
+        assert!(g.blocks(&Identity::new(IdentityKind::Platform, "zendesk_user:1")));
+        assert!(!g.blocks(&phone("+49301234568")));
     }
 
     #[test]

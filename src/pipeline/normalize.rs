@@ -204,6 +204,8 @@ pub struct NormalizeContext {
     pub csat_scale: String,
     pub ces_scale: String,
     pub locations: LocationIndex,
+    /// Identities that join nobody (shared inboxes, the business's own numbers).
+    pub guard: std::sync::Arc<crate::pipeline::identify::IdentityGuard>,
 }
 
 /// An interaction plus what normalization learned for the later stages.
@@ -387,6 +389,8 @@ pub fn normalize(
     if let Some(n) = &author_name {
         identities.push(Identity::new(IdentityKind::Name, n.clone()));
     }
+    // A blocked identity stays in the raw record but joins nobody.
+    identities.retain(|i| !cx.guard.blocks(i));
     identities.sort();
     identities.dedup();
 
@@ -739,6 +743,13 @@ mod tests {
                 language: Some("de".into()),
                 aliases: vec!["store_berlin".into()],
             }]),
+            guard: std::sync::Arc::new(
+                crate::pipeline::identify::IdentityGuard::new(
+                    &["+49 30 7654321".into()],
+                    &["info".into(), "noreply".into()],
+                )
+                .0,
+            ),
         }
     }
 
@@ -846,6 +857,36 @@ mod tests {
         assert_eq!(out[0].language_hint.as_deref(), Some("de"));
         assert_eq!(out[1].interaction.kind, InteractionKind::Reply);
         assert_eq!(out[1].interaction.external_id, "1#reply");
+    }
+
+    #[test]
+    fn blocked_identities_stay_in_raw_and_join_nobody() {
+        let r = rec(&[
+            (Field::ExternalId, "1"),
+            (Field::OccurredAt, "2026-01-01 10:00:00"),
+            (Field::Location, "berlin"),
+            (Field::Email, "Info@Shop.example"),
+            (Field::Phone, "030 7654321"),
+        ]);
+        let out = normalize(&r, &cx()).unwrap();
+        let i = &out[0].interaction;
+        assert!(
+            i.identities.iter().all(|id| !id.kind.is_strong()),
+            "{:?}",
+            i.identities
+        );
+        let r = rec(&[
+            (Field::ExternalId, "2"),
+            (Field::OccurredAt, "2026-01-01 10:00:00"),
+            (Field::Email, "ana@shop.example"),
+        ]);
+        assert_eq!(
+            normalize(&r, &cx()).unwrap()[0]
+                .interaction
+                .identities
+                .len(),
+            1
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@ fn the_example_config_parses_with_every_section() {
     assert_eq!(c.pipeline.languages.len(), 12);
     assert!(c.pipeline.sentiment_adapt);
     assert_eq!(c.pipeline.sentiment_adapt_cron, "0 30 3 * * *");
+    let own = tideline::model::Identity::new(tideline::model::IdentityKind::Phone, "+49301234567");
+    assert!(c.identity.guard.blocks(&own));
 }
 
 #[test]
@@ -26,6 +28,15 @@ fn the_demo_config_parses() {
 #[test]
 fn a_file_with_only_one_section_is_valid() {
     Config::from_toml("[import]\nbatch_rows = 10\n", "t", &Overrides::default()).unwrap();
+    let c = Config::from_toml(
+        "[identity]\nblocked = [\"shop@example.org\"]\n",
+        "t",
+        &Overrides::default(),
+    )
+    .unwrap();
+    let shop =
+        tideline::model::Identity::new(tideline::model::IdentityKind::Email, "shop@example.org");
+    assert!(c.identity.guard.blocks(&shop));
 }
 
 #[test]
@@ -34,7 +45,7 @@ fn config_check_reports_every_problem_and_fails() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,
-        "[storage]\nmax_connections = 0\n[log]\nformat = \"yaml\"\n[pipeline]\nsentiment_adapt_cron = \"nightly\"\n[[location]]\nid = \"x\"\ntimezone = \"Berlin\"\n",
+        "[storage]\nmax_connections = 0\n[log]\nformat = \"yaml\"\n[pipeline]\nsentiment_adapt_cron = \"nightly\"\n[identity]\nblocked = [\"shared inbox\"]\n[[location]]\nid = \"x\"\ntimezone = \"Berlin\"\n",
     )
     .unwrap();
     let out = bin()
@@ -46,7 +57,8 @@ fn config_check_reports_every_problem_and_fails() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     for needle in [
-        "4 problem(s)",
+        "5 problem(s)",
+        "identity.blocked",
         "pipeline.sentiment_adapt_cron",
         "storage.max_connections",
         "log.format",
