@@ -260,3 +260,214 @@ pub fn zendesk_csv<W: Write>(
     w.flush()?;
     Ok(stats)
 }
+
+/// A generated world of people for the identity-resolution benchmark: every record carries
+/// some of its author's identities, written the way exports write them (case changes,
+/// spaces, `mailto:`, national and international phone formats), plus the traps: typos,
+/// shared inboxes, the shop's own number, households sharing a phone, and many people
+/// with the same display name.
+#[derive(Debug, Default)]
+pub struct IdentityWorld {
+    pub records: Vec<crate::pipeline::SourceRecord>,
+    /// The person behind each record.
+    pub person: Vec<u32>,
+    pub people: u32,
+}
+
+/// The shop's own phone in the generated world; the benchmark blocks it in config.
+pub const WORLD_SHOP_PHONE: &str = "+49 30 5550100";
+
+pub fn identity_world(people: u32, interactions: u64, seed: u64) -> IdentityWorld {
+    use crate::pipeline::Field;
+    const FIRST: &[&str] = &[
+        "Anna", "Ben", "Clara", "David", "Elif", "Felix", "Greta", "Hakan", "Ida", "Jonas",
+        "Kasia", "Lukas", "Marta", "Noah", "Olga", "Piotr", "Rita", "Stefan", "Tomasz", "Ute",
+        "Vera", "Wojtek", "Zeynep", "Ana", "Ivan", "Lea", "Mia", "Emre", "Jan", "Eva",
+    ];
+    const LAST: &[&str] = &[
+        "Müller",
+        "Schmidt",
+        "Kovač",
+        "Nowak",
+        "Yılmaz",
+        "Horváth",
+        "Weber",
+        "Kaya",
+        "Novak",
+        "Fischer",
+        "Wagner",
+        "Demir",
+        "Tóth",
+        "Babić",
+        "Kowalski",
+        "Becker",
+        "Szabó",
+        "Şahin",
+        "Hoffmann",
+        "Lewandowska",
+    ];
+    const DOMAINS: &[&str] = &[
+        "mail.example",
+        "post.example",
+        "web.example",
+        "inbox.example",
+    ];
+    let mut rng = Rng::new(seed);
+    struct Person {
+        name: String,
+        emails: Vec<String>,
+        phone: Option<String>,
+        handles: Vec<String>,
+    }
+    let mut persons: Vec<Person> = Vec::with_capacity(people as usize);
+    let mut household: Option<String> = None;
+    for p in 0..people {
+        let first = FIRST[rng.below(FIRST.len() as u64) as usize];
+        let last = LAST[rng.below(LAST.len() as u64) as usize];
+        let n_emails = 1 + usize::from(rng.below(4) == 0);
+        let emails = (0..n_emails)
+            .map(|k| {
+                format!(
+                    "{}.{}{}{}@{}",
+                    first.to_lowercase(),
+                    crate::pipeline::sentiment::lexicon::fold(&last.to_lowercase()),
+                    p,
+                    if k == 0 { "" } else { ".work" },
+                    DOMAINS[rng.below(DOMAINS.len() as u64) as usize]
+                )
+            })
+            .collect();
+        // One person in 300 shares a household phone with the person before.
+        let phone = if rng.below(300) == 0 && household.is_some() {
+            household.clone()
+        } else if rng.below(2) == 0 {
+            Some(format!("+49 30 {:07}", 1_000_000 + p))
+        } else {
+            None
+        };
+        household = phone.clone();
+        let mut handles = Vec::new();
+        if rng.below(2) == 0 {
+            handles.push(format!("zendesk_user:{}", 10_000 + p));
+        }
+        if rng.below(4) == 0 {
+            handles.push(format!("bluesky:did:plc:{:x}", 0xabc000 + u64::from(p)));
+        }
+        persons.push(Person {
+            name: format!(
+                "{first} {}.",
+                &last[..last.char_indices().nth(1).map_or(1, |(i, _)| i)]
+            ),
+            emails,
+            phone,
+            handles,
+        });
+    }
+    let mut w = IdentityWorld {
+        people,
+        ..Default::default()
+    };
+    let spell_email = |e: &str, rng: &mut Rng| -> String {
+        match rng.below(10) {
+            0 => e.to_uppercase(),
+            1 => format!("  {e} "),
+            2 => format!("mailto:{e}"),
+            3 => {
+                let (l, d) = e.split_once('@').expect("an address");
+                format!("{}@{}", l, d.to_uppercase())
+            }
+            _ => e.to_string(),
+        }
+    };
+    let spell_phone = |p: &str, rng: &mut Rng| -> String {
+        let digits: String = p.chars().filter(char::is_ascii_digit).collect();
+        let national = &digits[2..];
+        match rng.below(4) {
+            0 => format!("0{national}"),
+            1 => format!("00{digits}"),
+            2 => format!("+{} ({}) {}", &digits[..2], &national[..2], &national[2..]),
+            _ => p.to_string(),
+        }
+    };
+    for n in 0..interactions {
+        // Each person's first record carries all of their identities (a CRM contact, a
+        // survey with the profile); later ones a random part of them.
+        let (p, full) = if n < u64::from(people) {
+            (n as u32, true)
+        } else {
+            (rng.below(u64::from(people)) as u32, false)
+        };
+        let person = &persons[p as usize];
+        let mut r = crate::pipeline::SourceRecord {
+            origin: "world".into(),
+            line: Some(n + 1),
+            raw: "{}".into(),
+            ..Default::default()
+        };
+        r.set(Field::ExternalId, "id", format!("w{n}"));
+        r.set(Field::OccurredAt, "at", "2026-03-01T10:00:00Z");
+        r.set(Field::Location, "store", "berlin-mitte");
+        r.set(Field::Name, "name", person.name.clone());
+        let kind = if full { 0 } else { rng.below(4) };
+        match kind {
+            // a ticket: an email, sometimes the phone, the requester id
+            0 | 1 => {
+                let e = if full {
+                    &person.emails[0]
+                } else {
+                    &person.emails[rng.below(person.emails.len() as u64) as usize]
+                };
+                let mut e = spell_email(e, &mut rng);
+                // one email in 200 carries a typo: a different identity, same person
+                if !full && rng.below(200) == 0 {
+                    e = e.replacen('.', "", 1);
+                }
+                // one ticket in 30 comes from a shared inbox instead
+                if !full && rng.below(30) == 0 {
+                    e = format!("info@company{}.example", rng.below(20));
+                }
+                r.set(Field::Email, "email", e);
+                if let Some(ph) = &person.phone
+                    && (full || rng.below(3) == 0)
+                {
+                    r.set(Field::Phone, "phone", spell_phone(ph, &mut rng));
+                }
+                if full || rng.below(2) == 0 {
+                    r.platform_ids.extend(person.handles.iter().cloned());
+                }
+                if full && kind == 0 {
+                    for e in person.emails.iter().skip(1) {
+                        // the second address arrives on its own record with the first
+                        let mut r2 = r.clone();
+                        r2.fields.remove(&Field::ExternalId);
+                        r2.set(Field::ExternalId, "id", format!("w{n}b"));
+                        r2.fields.remove(&Field::Email);
+                        r2.set(Field::Email, "email", spell_email(e, &mut rng));
+                        w.records.push(r2);
+                        w.person.push(p);
+                    }
+                }
+            }
+            // a call logged with the shop's own number by mistake, plus the customer's
+            2 => {
+                if let Some(ph) = &person.phone {
+                    r.set(Field::Phone, "phone", spell_phone(ph, &mut rng));
+                } else {
+                    r.set(Field::Phone, "phone", WORLD_SHOP_PHONE);
+                    r.platform_ids.extend(person.handles.iter().cloned());
+                }
+            }
+            // a review with the display name only, or a mention with a handle
+            _ => {
+                if let Some(h) = person.handles.last()
+                    && rng.below(2) == 0
+                {
+                    r.platform_ids.push(h.clone());
+                }
+            }
+        }
+        w.records.push(r);
+        w.person.push(p);
+    }
+    w
+}

@@ -307,6 +307,20 @@ impl IdentityGuard {
         (g, bad)
     }
 
+    /// The blocked values, written the way the configuration accepts them.
+    pub fn values(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .values
+            .iter()
+            .map(|i| match i.kind {
+                crate::model::IdentityKind::Platform => format!("platform:{}", i.value),
+                _ => i.value.clone(),
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Whether `id` must not join anyone.
     pub fn blocks(&self, id: &Identity) -> bool {
         if self.values.contains(id) {
@@ -330,6 +344,22 @@ mod tests {
     }
     fn phone(s: &str) -> Identity {
         Identity::new(IdentityKind::Phone, s)
+    }
+
+    #[test]
+    fn export_spellings_of_one_phone_agree() {
+        for raw in [
+            "+49 30 1000042",
+            "0301000042",
+            "0049301000042",
+            "+49 (30) 1000042",
+        ] {
+            assert_eq!(
+                normalize_phone(raw, Some("DE")).as_deref(),
+                Some("+49301000042"),
+                "{raw}"
+            );
+        }
     }
 
     #[test]
