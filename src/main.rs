@@ -87,6 +87,11 @@ enum Command {
         #[command(subcommand)]
         command: QuarantineCommand,
     },
+    /// Customers: links the resolver held back for you to decide.
+    Customers {
+        #[command(subcommand)]
+        command: CustomersCommand,
+    },
     /// Score texts: JSONL `{"id", "text", "lang"?}` on stdin, one JSON line per text on stdout.
     Score {
         /// Language to assume for texts too short to detect (ISO 639-1).
@@ -110,6 +115,15 @@ enum Command {
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CustomersCommand {
+    /// Open link suggestions: records that a shared phone would have joined to someone else.
+    Suggestions {
+        #[arg(long, value_enum, default_value_t = TimelineFormat::Table)]
+        format: TimelineFormat,
     },
 }
 
@@ -397,6 +411,29 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Sentiment { command } => sentiment_command(&config, command).await,
+        Command::Customers {
+            command: CustomersCommand::Suggestions { format },
+        } => {
+            let store = open_store(&config).await?;
+            let items = store.link_suggestions().await?;
+            match format {
+                TimelineFormat::Json => println!("{}", serde_json::to_string_pretty(&items)?),
+                TimelineFormat::Table => {
+                    for s in &items {
+                        println!(
+                            "{} (customer {}) <-> {} (customer {}): {}",
+                            tideline::outputs::one_line(&s.shared.key(), 120),
+                            s.shared_customer.as_deref().unwrap_or("-"),
+                            tideline::outputs::one_line(&s.other.key(), 120),
+                            s.other_customer.as_deref().unwrap_or("-"),
+                            s.reason
+                        );
+                    }
+                    println!("{} open suggestion(s)", items.len());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config {
             command: ConfigCommand::Check,
         } => {

@@ -3,7 +3,7 @@
 //! Pure: the store looks up which identities it already knows and hands them in; this
 //! module decides which customer each interaction belongs to.
 
-use crate::model::Identity;
+use crate::model::{Identity, IdentityKind};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -153,6 +153,28 @@ pub struct Resolution {
     /// Existing customers to merge: (from, into). Every identity and interaction of `from`
     /// moves to `into`.
     pub merges: Vec<(String, String)>,
+    /// Links held back for an operator: (the shared phone, an identity of the record that
+    /// would have joined through it). See [`resolve_with`].
+    pub suggestions: Vec<(Identity, Identity)>,
+}
+
+/// What the store knows of an existing customer, for the household rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerFacts {
+    pub display_name: Option<String>,
+    /// Holds an email or a platform id (a person, not just a number).
+    pub anchored: bool,
+}
+
+/// The first word of a display name, folded: "Anna Müller" and "anna m." agree.
+fn first_name(name: &str) -> Option<String> {
+    let w = name.split_whitespace().next()?;
+    let w: String = w
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .flat_map(char::to_lowercase)
+        .collect();
+    (!w.is_empty()).then_some(w)
 }
 
 /// Assigns customers by exact equality of strong identities (email, phone, platform ids).
@@ -162,6 +184,19 @@ pub struct Resolution {
 /// end up with one customer; when that joins several existing customers, they are merged
 /// into the smallest id so that the result does not depend on batch order.
 pub fn resolve<I: AsRef<[Identity]>>(items: &[I], known: &HashMap<Identity, String>) -> Resolution {
+    resolve_with(items, known, &HashMap::new())
+}
+
+/// [`resolve`] with the household rule: a phone is shared by households and front desks,
+/// so a record that carries its own email or platform id does not join, through a phone
+/// alone, a component that already belongs to someone with an email or platform id and a
+/// different first name. That link becomes a suggestion instead. `facts` describes the
+/// existing customers that `known` points to.
+pub fn resolve_with<I: AsRef<[Identity]>>(
+    items: &[I],
+    known: &HashMap<Identity, String>,
+    facts: &HashMap<String, CustomerFacts>,
+) -> Resolution {
     // Union-find over the strong identities of the batch.
     let mut index: HashMap<&Identity, usize> = HashMap::new();
     let mut nodes: Vec<&Identity> = Vec::new();
@@ -181,17 +216,81 @@ pub fn resolve<I: AsRef<[Identity]>>(items: &[I], known: &HashMap<Identity, Stri
         }
         x
     }
+    // Per root: whether it holds a person's email or platform id, and the first names seen.
+    let mut anchored: Vec<bool> = nodes
+        .iter()
+        .map(|id| id.kind != IdentityKind::Phone)
+        .collect();
+    let mut names: Vec<BTreeSet<String>> = vec![BTreeSet::new(); nodes.len()];
+    for (i, id) in nodes.iter().enumerate() {
+        if let Some(f) = known.get(*id).and_then(|c| facts.get(c)) {
+            anchored[i] |= f.anchored;
+            if let Some(n) = f.display_name.as_deref().and_then(first_name) {
+                names[i].insert(n);
+            }
+        }
+    }
+    let mut suggestions = Vec::new();
+    let union = |parent: &mut Vec<usize>,
+                 anchored: &mut Vec<bool>,
+                 names: &mut Vec<BTreeSet<String>>,
+                 a: usize,
+                 b: usize| {
+        let (ra, rb) = (find(parent, a), find(parent, b));
+        if ra != rb {
+            parent[ra] = rb;
+            anchored[rb] |= anchored[ra];
+            let moved = std::mem::take(&mut names[ra]);
+            names[rb].extend(moved);
+        }
+    };
     for ids in items {
-        let mut strong = ids.as_ref().iter().filter(|i| i.kind.is_strong());
-        if let Some(first) = strong.next() {
-            let a = index[first];
-            for other in strong {
-                let b = index[other];
-                let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
-                if ra != rb {
-                    parent[ra] = rb;
+        let ids = ids.as_ref();
+        let name = ids
+            .iter()
+            .find(|i| i.kind == IdentityKind::Name)
+            .and_then(|i| first_name(&i.value));
+        let strong: Vec<&Identity> = ids.iter().filter(|i| i.kind.is_strong()).collect();
+        let anchors: Vec<usize> = strong
+            .iter()
+            .filter(|i| i.kind != IdentityKind::Phone)
+            .map(|i| index[*i])
+            .collect();
+        let phones: Vec<usize> = strong
+            .iter()
+            .filter(|i| i.kind == IdentityKind::Phone)
+            .map(|i| index[*i])
+            .collect();
+        for w in anchors.windows(2) {
+            union(&mut parent, &mut anchored, &mut names, w[0], w[1]);
+        }
+        match anchors.first() {
+            None => {
+                for w in phones.windows(2) {
+                    union(&mut parent, &mut anchored, &mut names, w[0], w[1]);
                 }
             }
+            Some(&a) => {
+                for &p in &phones {
+                    let (ra, rp) = (find(&mut parent, a), find(&mut parent, p));
+                    if ra == rp {
+                        continue;
+                    }
+                    let conflict = anchored[rp]
+                        && name
+                            .as_ref()
+                            .is_some_and(|n| !names[rp].is_empty() && !names[rp].contains(n));
+                    if conflict {
+                        suggestions.push((nodes[p].clone(), nodes[a].clone()));
+                    } else {
+                        union(&mut parent, &mut anchored, &mut names, a, p);
+                    }
+                }
+            }
+        }
+        if let (Some(n), Some(&first)) = (name, anchors.first().or(phones.first())) {
+            let r = find(&mut parent, first);
+            names[r].insert(n);
         }
     }
     // Existing customers and the smallest identity per component.
@@ -240,12 +339,18 @@ pub fn resolve<I: AsRef<[Identity]>>(items: &[I], known: &HashMap<Identity, Stri
     out.assignments = items
         .iter()
         .map(|ids| {
-            ids.as_ref()
-                .iter()
-                .find(|i| i.kind.is_strong())
+            let ids = ids.as_ref();
+            // The record belongs with its email or platform id; a phone held back by the
+            // household rule does not decide.
+            ids.iter()
+                .find(|i| i.kind.is_strong() && i.kind != IdentityKind::Phone)
+                .or_else(|| ids.iter().find(|i| i.kind == IdentityKind::Phone))
                 .map(|i| customer_of_root[&find(&mut parent, index[i])].clone())
         })
         .collect();
+    suggestions.sort();
+    suggestions.dedup();
+    out.suggestions = suggestions;
     out
 }
 

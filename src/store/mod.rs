@@ -80,6 +80,8 @@ pub struct BatchOutcome {
     pub quarantined: u64,
     pub new_customers: u64,
     pub merged_customers: u64,
+    /// Links held back for an operator (new ones only).
+    pub link_suggestions: u64,
 }
 
 impl std::ops::AddAssign for BatchOutcome {
@@ -90,6 +92,7 @@ impl std::ops::AddAssign for BatchOutcome {
         self.quarantined += o.quarantined;
         self.new_customers += o.new_customers;
         self.merged_customers += o.merged_customers;
+        self.link_suggestions += o.link_suggestions;
     }
 }
 
@@ -117,6 +120,19 @@ pub struct CustomerActivity {
     pub display_name: Option<String>,
     pub interactions: i64,
     pub sources: i64,
+}
+
+/// A link the resolver held back: `shared` (a phone) would have joined `other`'s person to
+/// whoever already has it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinkSuggestion {
+    pub shared: Identity,
+    pub other: Identity,
+    pub reason: String,
+    pub first_seen_ms: i64,
+    /// The customers on either side now.
+    pub shared_customer: Option<String>,
+    pub other_customer: Option<String>,
 }
 
 /// A text whose satisfaction the customer stated with stars, NPS or CSAT.
@@ -230,6 +246,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     async fn counts(&self) -> Result<Counts>;
 
+    /// Open link suggestions, oldest first.
+    async fn link_suggestions(&self) -> Result<Vec<LinkSuggestion>>;
     /// Texts with stars, NPS or a CSAT answer (owner replies excluded), newest first.
     async fn rated_texts(&self, limit: i64) -> Result<Vec<RatedText>>;
     /// Records an adaptation run; returns its id.

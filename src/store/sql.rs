@@ -284,7 +284,38 @@ macro_rules! impl_store {
                         known.insert(Identity::new(kind, value), customer);
                     }
                 }
-                let resolution = identify::resolve(&id_lists, &known);
+                // What the household rule needs of the customers already known.
+                let mut facts: HashMap<String, identify::CustomerFacts> = HashMap::new();
+                // Only customers reached through a phone can be on the far side of the rule.
+                let mut known_customers: Vec<&String> = known
+                    .iter()
+                    .filter(|(id, _)| id.kind == IdentityKind::Phone)
+                    .map(|(_, c)| c)
+                    .collect();
+                known_customers.sort();
+                known_customers.dedup();
+                for chunk in known_customers.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT c.id, c.display_name, EXISTS (SELECT 1 FROM identities i \
+                         WHERE i.customer_id = c.id AND i.kind IN ('email', 'platform')) AS anchored \
+                         FROM customers c WHERE c.id IN (",
+                    );
+                    let mut list = qb.separated(", ");
+                    for c in chunk {
+                        list.push_bind(c.as_str());
+                    }
+                    qb.push(")");
+                    for r in qb.build().fetch_all(&mut *tx).await? {
+                        facts.insert(
+                            r.try_get("id")?,
+                            identify::CustomerFacts {
+                                display_name: r.try_get("display_name")?,
+                                anchored: r.try_get::<bool, _>("anchored")?,
+                            },
+                        );
+                    }
+                }
+                let resolution = identify::resolve_with(&id_lists, &known, &facts);
                 let mut first_name: HashMap<&str, &str> = HashMap::new();
                 for (i, a) in batch.interactions.iter().zip(&resolution.assignments) {
                     if let (Some(a), Some(n)) = (a, i.author_name.as_deref()) {
@@ -313,6 +344,19 @@ macro_rules! impl_store {
                         sqlx::query(sql).bind(into).bind(from).execute(&mut *tx).await?;
                     }
                     out.merged_customers += 1;
+                }
+                for (shared, other) in &resolution.suggestions {
+                    out.link_suggestions += sqlx::query(
+                        "INSERT INTO link_suggestions (identity_a, identity_b, reason, first_seen_ms) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (identity_a, identity_b) DO NOTHING",
+                    )
+                    .bind(shared.key())
+                    .bind(other.key())
+                    .bind("shared phone: the records carry different first names and their own emails or ids")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
                 }
                 let new_identities: Vec<(&Identity, &String)> =
                     resolution.new_identities.iter().collect();
@@ -687,6 +731,34 @@ macro_rules! impl_store {
                 }
                 tx.commit().await?;
                 Ok(n)
+            }
+
+            async fn link_suggestions(&self) -> Result<Vec<LinkSuggestion>> {
+                let rows = sqlx::query(
+                    "SELECT s.identity_a, s.identity_b, s.reason, s.first_seen_ms, \
+                     (SELECT customer_id FROM identities i WHERE i.kind || ':' || i.value = s.identity_a) AS ca, \
+                     (SELECT customer_id FROM identities i WHERE i.kind || ':' || i.value = s.identity_b) AS cb \
+                     FROM link_suggestions s WHERE s.status = 'open' ORDER BY s.first_seen_ms, s.identity_a, s.identity_b",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Vec::new();
+                for r in rows {
+                    let a: String = r.try_get("identity_a")?;
+                    let b: String = r.try_get("identity_b")?;
+                    let (Some(shared), Some(other)) = (Identity::from_key(&a), Identity::from_key(&b)) else {
+                        continue;
+                    };
+                    out.push(LinkSuggestion {
+                        shared,
+                        other,
+                        reason: r.try_get("reason")?,
+                        first_seen_ms: r.try_get("first_seen_ms")?,
+                        shared_customer: r.try_get("ca")?,
+                        other_customer: r.try_get("cb")?,
+                    });
+                }
+                Ok(out)
             }
 
             async fn rated_texts(&self, limit: i64) -> Result<Vec<RatedText>> {

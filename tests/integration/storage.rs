@@ -222,7 +222,53 @@ async fn a_file_import_is_idempotent(db: TestDb) {
     assert_eq!(db.store.quarantine(Some("open")).await.unwrap().len(), 1);
 }
 
+async fn a_shared_phone_becomes_a_suggestion_not_a_merge(db: TestDb) {
+    let s = db.store.as_ref();
+    let person = |id: &str, email: &str, name: &str| {
+        let mut i = interaction(id, 1_000, Some(email), "hello");
+        i.author_name = Some(name.into());
+        i.identities
+            .push(Identity::new(IdentityKind::Phone, "+4930111222"));
+        i.identities.push(Identity::new(IdentityKind::Name, name));
+        i.identities.sort();
+        i.content_hash = content_hash(&i);
+        i
+    };
+    s.write_batch(batch(vec![person("1", "anna@x.org", "Anna Kovač")]))
+        .await
+        .unwrap();
+    // Her partner, same landline, own email: not the same person.
+    let o = s
+        .write_batch(batch(vec![person("2", "ben@x.org", "Ben Kovač")]))
+        .await
+        .unwrap();
+    assert_eq!(o.merged_customers, 0);
+    assert_eq!(o.link_suggestions, 1);
+    // Anna again with her work address: same first name, so the phone joins them.
+    s.write_batch(batch(vec![person("3", "anna@work.example", "anna k.")]))
+        .await
+        .unwrap();
+    let find = |e: &str| {
+        let e = e.to_string();
+        async move {
+            s.customer_by_identity(&Identity::new(IdentityKind::Email, e))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let anna = find("anna@x.org").await;
+    assert_eq!(find("anna@work.example").await, anna);
+    assert_ne!(find("ben@x.org").await, anna);
+    let sug = s.link_suggestions().await.unwrap();
+    assert_eq!(sug.len(), 1, "{sug:?}");
+    assert_eq!(sug[0].shared.value, "+4930111222");
+    assert_eq!(sug[0].shared_customer.as_deref(), Some(anna.as_str()));
+    assert_eq!(sug[0].other.value, "ben@x.org");
+}
+
 on_both_backends!(
+    a_shared_phone_becomes_a_suggestion_not_a_merge,
     upserts_are_idempotent_and_edits_bump_the_revision,
     the_last_copy_of_a_key_in_a_batch_wins,
     identities_join_and_merge_customers,
