@@ -243,6 +243,19 @@ pub(crate) struct Token {
     pub start: usize,
 }
 
+impl Token {
+    /// A token that stands for itself: a link or handle placeholder, an emoticon, an emoji.
+    fn symbol(text: impl Into<String>, start: usize) -> Self {
+        Token {
+            text: text.into(),
+            clause_end: false,
+            exclaim: false,
+            emphasis: false,
+            start,
+        }
+    }
+}
+
 fn is_emoji(c: char) -> bool {
     matches!(c as u32, 0x1F300..=0x1FAFF | 0x2600..=0x27BF | 0x2B50)
         && !matches!(c as u32, 0x1F3FB..=0x1F3FF)
@@ -294,13 +307,7 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
                 || rest.starts_with("www."))
         {
             let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            out.push(Token {
-                text: URL_TOKEN.into(),
-                clause_end: false,
-                exclaim: false,
-                emphasis: false,
-                start: i,
-            });
+            out.push(Token::symbol(URL_TOKEN, i));
             i += end;
             continue;
         }
@@ -311,13 +318,7 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
             let end = rest[1..]
                 .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
                 .map_or(rest.len(), |e| e + 1);
-            out.push(Token {
-                text: USER_TOKEN.into(),
-                clause_end: false,
-                exclaim: false,
-                emphasis: false,
-                start: i,
-            });
+            out.push(Token::symbol(USER_TOKEN, i));
             i += end;
             continue;
         }
@@ -334,13 +335,7 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
                 let prev_ok = i == 0 || !text[..i].ends_with(|c: char| c.is_alphanumeric());
                 let next_ok = !rest[e.len()..].starts_with(|c: char| c.is_alphanumeric());
                 if prev_ok && next_ok {
-                    out.push(Token {
-                        text: e.to_string(),
-                        clause_end: false,
-                        exclaim: false,
-                        emphasis: false,
-                        start: i,
-                    });
+                    out.push(Token::symbol(e.to_string(), i));
                     i += e.len();
                     continue;
                 }
@@ -379,13 +374,7 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
                 cur_start,
             );
             if is_emoji(c) {
-                out.push(Token {
-                    text: c.to_string(),
-                    clause_end: false,
-                    exclaim: false,
-                    emphasis: false,
-                    start: i,
-                });
+                out.push(Token::symbol(c.to_string(), i));
             } else if matches!(c, '.' | '!' | '?' | ';' | '\n')
                 && let Some(last) = out.last_mut()
             {
