@@ -383,13 +383,9 @@ pub async fn identity(
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let world = crate::synth::identity_world(people, interactions, seed);
-    let mut blocked: Vec<String> = vec![crate::synth::WORLD_SHOP_PHONE.to_string()];
-    blocked.extend(config.identity.guard_values());
-    let locals: Vec<String> = crate::pipeline::identify::DEFAULT_BLOCKED_LOCAL_PARTS
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let guard = crate::pipeline::identify::IdentityGuard::new(&blocked, &locals).0;
+    // The configured guard, plus the world's shop number as an operator would block it.
+    let mut guard = config.identity.guard.clone();
+    guard.block(&[crate::synth::WORLD_SHOP_PHONE.to_string()]);
     let cx = NormalizeContext {
         source: "world".into(),
         default_kind: crate::model::InteractionKind::Ticket,

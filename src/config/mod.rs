@@ -183,13 +183,6 @@ pub struct IdentityConfig {
     pub guard: crate::pipeline::identify::IdentityGuard,
 }
 
-impl IdentityConfig {
-    /// The configured blocked values, as identity keys.
-    pub fn guard_values(&self) -> Vec<String> {
-        self.guard.values()
-    }
-}
-
 /// Values from the environment and the command line that win over the file.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {

@@ -384,7 +384,20 @@ impl IdentityGuard {
     /// Builds the guard from configured values: emails, phones in E.164 (`+4930...`), or
     /// platform ids written `platform:<id>`. Returns the values it could not read.
     pub fn new(blocked: &[String], local_parts: &[String]) -> (Self, Vec<String>) {
-        let mut g = Self::default();
+        let mut g = Self {
+            local_parts: local_parts
+                .iter()
+                .map(|l| l.trim().to_lowercase())
+                .collect(),
+            ..Self::default()
+        };
+        let bad = g.block(blocked);
+        (g, bad)
+    }
+
+    /// Blocks more values (as [`IdentityGuard::new`] reads them); returns those it could
+    /// not read.
+    pub fn block(&mut self, blocked: &[String]) -> Vec<String> {
         let mut bad = Vec::new();
         for v in blocked {
             let v = v.trim();
@@ -400,30 +413,12 @@ impl IdentityGuard {
             };
             match id {
                 Some(id) => {
-                    g.values.insert(id);
+                    self.values.insert(id);
                 }
                 None => bad.push(v.to_string()),
             }
         }
-        g.local_parts = local_parts
-            .iter()
-            .map(|l| l.trim().to_lowercase())
-            .collect();
-        (g, bad)
-    }
-
-    /// The blocked values, written the way the configuration accepts them.
-    pub fn values(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .values
-            .iter()
-            .map(|i| match i.kind {
-                crate::model::IdentityKind::Platform => format!("platform:{}", i.value),
-                _ => i.value.clone(),
-            })
-            .collect();
-        v.sort();
-        v
+        bad
     }
 
     /// Whether `id` must not join anyone.

@@ -270,38 +270,37 @@ const EMOTICONS: &[&str] = &[
 pub(crate) const URL_TOKEN: &str = "_url_";
 pub(crate) const USER_TOKEN: &str = "_user_";
 
-pub(crate) fn tokenize(text: &str) -> Vec<Token> {
-    let mut out: Vec<Token> = Vec::new();
-    let mut cur = String::new();
-    let mut upper = 0usize;
-    let mut letters = 0usize;
-    let mut repeated = false;
-    let mut cur_start = 0usize;
-    let flush = |cur: &mut String,
-                 out: &mut Vec<Token>,
-                 upper: &mut usize,
-                 letters: &mut usize,
-                 repeated: &mut bool,
-                 start: usize| {
-        if !cur.is_empty() {
-            let caps = *letters >= 3 && *upper == *letters;
+/// The word being read by [`tokenize`].
+#[derive(Default)]
+struct Word {
+    text: String,
+    start: usize,
+    letters: usize,
+    upper: usize,
+    repeated: bool,
+}
+
+impl Word {
+    /// Ends the word (if any) and hands it to `out`.
+    fn flush(&mut self, out: &mut Vec<Token>) {
+        let w = std::mem::take(self);
+        if !w.text.is_empty() {
             out.push(Token {
-                text: std::mem::take(cur),
-                clause_end: false,
-                exclaim: false,
-                emphasis: caps || *repeated,
-                start,
+                emphasis: (w.letters >= 3 && w.upper == w.letters) || w.repeated,
+                ..Token::symbol(w.text, w.start)
             });
         }
-        *upper = 0;
-        *letters = 0;
-        *repeated = false;
-    };
+    }
+}
+
+pub(crate) fn tokenize(text: &str) -> Vec<Token> {
+    let mut out: Vec<Token> = Vec::new();
+    let mut cur = Word::default();
     let mut i = 0;
     while i < text.len() {
         let rest = &text[i..];
         let first = rest.as_bytes()[0];
-        if cur.is_empty()
+        if cur.text.is_empty()
             && (rest.starts_with("http://")
                 || rest.starts_with("https://")
                 || rest.starts_with("www."))
@@ -312,7 +311,7 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
             continue;
         }
         if first == b'@'
-            && cur.is_empty()
+            && cur.text.is_empty()
             && rest[1..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
         {
             let end = rest[1..]
@@ -324,7 +323,7 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
         }
         let may_start_emoticon =
             matches!(first, b':' | b';' | b'x' | b'X' | b'<' | b'=' | b'^' | b'-');
-        if may_start_emoticon && cur.is_empty() {
+        if may_start_emoticon && cur.text.is_empty() {
             let lower_head: String = rest.chars().take(4).collect::<String>().to_lowercase();
             if let Some(e) = EMOTICONS
                 .iter()
@@ -344,35 +343,28 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
         let c = rest.chars().next().expect("non-empty");
         let len = c.len_utf8();
         if c.is_alphanumeric() {
-            if cur.is_empty() {
-                cur_start = i;
+            if cur.text.is_empty() {
+                cur.start = i;
             }
             if c.is_alphabetic() {
-                letters += 1;
+                cur.letters += 1;
                 if c.is_uppercase() {
-                    upper += 1;
+                    cur.upper += 1;
                 }
             }
             for l in c.to_lowercase() {
                 // Cut runs of a letter at two: "sooooo" -> "soo", "goood" -> "good".
-                let mut tail = cur.chars().rev();
+                let mut tail = cur.text.chars().rev();
                 if c.is_alphabetic() && tail.next() == Some(l) && tail.next() == Some(l) {
-                    repeated = true;
+                    cur.repeated = true;
                     continue;
                 }
-                cur.push(l);
+                cur.text.push(l);
             }
         } else if c == '\'' || c == '’' {
             // `don't` -> `dont`
         } else {
-            flush(
-                &mut cur,
-                &mut out,
-                &mut upper,
-                &mut letters,
-                &mut repeated,
-                cur_start,
-            );
+            cur.flush(&mut out);
             if is_emoji(c) {
                 out.push(Token::symbol(c.to_string(), i));
             } else if matches!(c, '.' | '!' | '?' | ';' | '\n')
@@ -386,14 +378,7 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
         }
         i += len;
     }
-    flush(
-        &mut cur,
-        &mut out,
-        &mut upper,
-        &mut letters,
-        &mut repeated,
-        cur_start,
-    );
+    cur.flush(&mut out);
     out
 }
 
