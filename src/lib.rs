@@ -6,6 +6,7 @@ pub mod bench;
 pub mod config;
 pub mod connectors;
 pub mod demo;
+pub mod detect;
 pub mod ingest;
 pub mod learn;
 pub mod model;

@@ -92,6 +92,14 @@ enum Command {
         #[command(subcommand)]
         command: CustomersCommand,
     },
+    /// Detect changes: JSONL observations `{"series", "t", "value"}` on stdin, one JSON
+    /// line per change on stdout.
+    Detect {
+        #[arg(long, value_enum, default_value_t = DetectMode::Offline)]
+        mode: DetectMode,
+        #[arg(long, value_enum, default_value_t = DetectKind::Real)]
+        kind: DetectKind,
+    },
     /// Score texts: JSONL `{"id", "text", "lang"?}` on stdin, one JSON line per text on stdout.
     Score {
         /// Language to assume for texts too short to detect (ISO 639-1).
@@ -215,6 +223,31 @@ enum BenchCommand {
         #[arg(long, default_value = "target/bench-identity")]
         dir: PathBuf,
     },
+    /// Change detection: accuracy on TCPD and on generated satisfaction streams, and
+    /// throughput of the online and offline detectors.
+    Detect {
+        /// A TCPD directory (series files and annotations.json), e.g. ../shared/eval/tcpd.
+        #[arg(long)]
+        tcpd: Option<PathBuf>,
+        /// Write the TCPD predictions as JSON (`{series: [index, ...]}`) for cpd_score.py.
+        #[arg(long)]
+        predictions: Option<PathBuf>,
+        /// Seeds of the generated stores (none: skip them).
+        #[arg(long, value_delimiter = ',', default_values_t = vec![7, 11, 13])]
+        seed: Vec<u64>,
+        #[arg(long, default_value_t = 15)]
+        stores_per_scenario: usize,
+        /// Skip the throughput runs.
+        #[arg(long)]
+        no_throughput: bool,
+        /// Print every TCPD series (and, on stderr, every generated store not read perfectly).
+        #[arg(long)]
+        verbose: bool,
+        /// Penalty per change as a multiple of ln(n), instead of the default 3: shows how
+        /// the figures move around the one setting.
+        #[arg(long)]
+        penalty_ln_n: Option<f64>,
+    },
     /// Generate a Zendesk-style export and import it into a fresh SQLite database.
     Import {
         #[arg(long, default_value_t = 200_000)]
@@ -230,6 +263,28 @@ enum BenchCommand {
         #[arg(long)]
         postgres: Option<String>,
     },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum DetectMode {
+    /// Read everything, then segment each series (PELT, binary segmentation as a check).
+    Offline,
+    /// Bayesian online detection: write each change the moment it is confirmed.
+    Online,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum DetectKind {
+    /// Star ratings 1-5.
+    Stars,
+    /// Sentiment scores in [-1, 1].
+    Sentiment,
+    /// NPS answers 0-10 (before/after are NPS scores).
+    Nps,
+    /// Outcomes 0/1 (before/after are rates).
+    Outcome,
+    /// Any real-valued signal, no assumption about its scale.
+    Real,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -385,6 +440,38 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Quarantine { command } => quarantine(&config, command).await,
+        Command::Detect { mode, kind } => {
+            use tideline::pipeline::detect::Kind;
+            let kind = match kind {
+                DetectKind::Stars => Kind::Stars,
+                DetectKind::Sentiment => Kind::Sentiment,
+                DetectKind::Nps => Kind::Nps,
+                DetectKind::Outcome => Kind::Outcome,
+                DetectKind::Real => Kind::Real,
+            };
+            let mode = match mode {
+                DetectMode::Offline => tideline::detect::Mode::Offline,
+                DetectMode::Online => tideline::detect::Mode::Online,
+            };
+            let stdin = std::io::stdin().lock();
+            let stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            let summary = tideline::detect::detect_lines(
+                kind,
+                mode,
+                &tideline::pipeline::detect::Settings::default(),
+                stdin,
+                stdout,
+                |line, error| eprintln!("stdin line {line}: {error}"),
+            )?;
+            if summary.rejected > 0 {
+                eprintln!(
+                    "{} line(s) skipped; {} observations in {} series read, {} change(s) written",
+                    summary.rejected, summary.observations, summary.series, summary.changes
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Score { lang_hint, adapted } => {
             let analyzer = if adapted {
                 let store = open_store(&config).await?;
@@ -500,6 +587,30 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     r.false_pairs_same_name
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Detect {
+                    tcpd,
+                    predictions,
+                    seed,
+                    stores_per_scenario,
+                    no_throughput,
+                    verbose,
+                    penalty_ln_n,
+                },
+        } => {
+            let options = tideline::bench::detect::BenchOptions {
+                tcpd,
+                predictions,
+                seeds: seed,
+                stores_per_scenario,
+                throughput: !no_throughput,
+                verbose,
+                penalty_ln_n,
+            };
+            tideline::bench::detect::report(&options, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {

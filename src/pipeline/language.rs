@@ -544,3 +544,24 @@ mod tests {
         assert_eq!(d.detect("👍👍", None).language, None);
     }
 }
+
+/// Whether `word` (lowercase) is a function word of language `code`, from the same lists
+/// the detector uses. Unknown languages have none.
+pub fn is_stopword(code: &str, word: &str) -> bool {
+    static SETS: std::sync::OnceLock<HashMap<&'static str, rustc_hash::FxHashSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let sets = SETS.get_or_init(|| {
+        STOPWORDS
+            .iter()
+            .map(|(code, list)| {
+                let words = list
+                    .lines()
+                    .map(str::trim)
+                    .filter(|w| !w.is_empty() && !w.starts_with('#'))
+                    .collect();
+                (*code, words)
+            })
+            .collect()
+    });
+    sets.get(code).is_some_and(|s| s.contains(word))
+}

@@ -3,6 +3,7 @@
 //! Nothing here does IO or reads a clock: the same records in give the same interactions
 //! out. Connectors feed it [`SourceRecord`]s; the runner stores what it returns.
 
+pub mod detect;
 pub mod identify;
 pub mod language;
 pub mod normalize;

@@ -4,6 +4,8 @@
 //!
 //! The sentences below were written for this project.
 
+pub mod streams;
+
 use std::io::{self, Write};
 
 const CLAUSES: &[(&str, &[&str])] = &[

@@ -2,6 +2,8 @@
 //! SQLite database through the same path as `tideline import`, and prints the rate and
 //! the peak memory. Generation is not timed.
 
+pub mod detect;
+
 use crate::config::{Config, Secret};
 use crate::connectors::files::Preset;
 use crate::ingest::{self, ImportOptions, ImportReport, IngestError};

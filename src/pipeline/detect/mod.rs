@@ -1,0 +1,776 @@
+//! Change detection: when did a series move, which way, by how much, how sure are we.
+//!
+//! Two detectors over the same series types ([`Kind`]):
+//! - [`offline`]: PELT with a cost suited to the signal, binary segmentation as a second
+//!   opinion, for reports over a chosen window and for `tideline detect`;
+//! - [`Online`]: Bayesian online change-point detection, one small persisted state per
+//!   series, updated as interactions arrive.
+//!
+//! Both are pure: observations in, [`Change`]s out, the same output for the same input.
+//! Why each setting is what it is: `../shared/reference/changepoint.md` and the figures
+//! `tideline bench detect` prints.
+
+pub mod bocpd;
+pub mod cost;
+pub mod evidence;
+pub mod search;
+
+use bocpd::{Bocpd, Model, Obs, Stats};
+use cost::{CategoricalSums, Cost, LinearSums, MeanSums};
+use serde::{Deserialize, Serialize};
+
+/// What a series measures, which decides its model, its cost and its units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Star ratings 1-5 (ordinal; rounded to whole stars).
+    Stars,
+    /// Sentiment scores in [-1, 1].
+    Sentiment,
+    /// NPS answers 0-10, read as detractor (0-6), passive (7-8), promoter (9-10);
+    /// before/after are NPS scores (-100..100).
+    Nps,
+    /// Outcomes as 0/1 (resolved, or any yes/no flag); before/after are rates.
+    Outcome,
+    /// An unbounded real signal, no assumption about its scale.
+    Real,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Stars,
+        Kind::Sentiment,
+        Kind::Nps,
+        Kind::Outcome,
+        Kind::Real,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Stars => "stars",
+            Kind::Sentiment => "sentiment",
+            Kind::Nps => "nps",
+            Kind::Outcome => "outcome",
+            Kind::Real => "real",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Number of categories for the categorical kinds.
+    fn categories(self) -> Option<usize> {
+        match self {
+            Kind::Stars => Some(5),
+            Kind::Nps => Some(3),
+            Kind::Outcome => Some(2),
+            Kind::Sentiment | Kind::Real => None,
+        }
+    }
+
+    /// Checks a value against the kind's scale; the error says what was expected.
+    pub fn check(self, v: f64) -> Result<(), &'static str> {
+        if !v.is_finite() {
+            return Err("a finite number");
+        }
+        let ok = match self {
+            Kind::Stars => (0.5..5.5).contains(&v),
+            Kind::Sentiment => (-1.0..=1.0).contains(&v),
+            Kind::Nps => (0.0..=10.0).contains(&v),
+            Kind::Outcome => (0.0..=1.0).contains(&v),
+            Kind::Real => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(match self {
+                Kind::Stars => "a star rating from 1 to 5",
+                Kind::Sentiment => "a sentiment score from -1 to 1",
+                Kind::Nps => "an NPS answer from 0 to 10",
+                Kind::Outcome => "an outcome of 0 or 1",
+                Kind::Real => "a finite number",
+            })
+        }
+    }
+
+    fn category(self, v: f64) -> u8 {
+        match self {
+            Kind::Stars => (v.round().clamp(1.0, 5.0) as u8) - 1,
+            Kind::Nps => match v.round() as i64 {
+                ..=6 => 0,
+                7 | 8 => 1,
+                _ => 2,
+            },
+            Kind::Outcome => u8::from(v >= 0.5),
+            Kind::Sentiment | Kind::Real => 0,
+        }
+    }
+
+    /// The segment summary in the signal's own units, from category counts.
+    fn summarise_counts(self, counts: &[u32]) -> f64 {
+        let n: f64 = counts.iter().map(|&c| f64::from(c)).sum();
+        if n == 0.0 {
+            return f64::NAN;
+        }
+        match self {
+            Kind::Stars => {
+                counts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &c)| (i as f64 + 1.0) * f64::from(c))
+                    .sum::<f64>()
+                    / n
+            }
+            Kind::Nps => 100.0 * (f64::from(counts[2]) - f64::from(counts[0])) / n,
+            Kind::Outcome => f64::from(counts[1]) / n,
+            Kind::Sentiment | Kind::Real => f64::NAN,
+        }
+    }
+
+    /// The smallest step in the kind's units that counts as a change in satisfaction.
+    fn min_effect(self) -> f64 {
+        match self {
+            Kind::Stars => 0.2,
+            Kind::Sentiment => 0.1,
+            Kind::Nps => 10.0,
+            Kind::Outcome => 0.1,
+            Kind::Real => 0.0,
+        }
+    }
+}
+
+/// One observation of a series: a time (seconds, or any increasing number) and a value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub t: f64,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Up,
+    Down,
+    /// The distribution changed but its mean did not move by the kind's smallest step
+    /// (polarisation), or a real signal changed its trend.
+    Change,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+            Direction::Change => "change",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Seen, but not yet backed by enough observations on both sides.
+    Watch,
+    /// Enough evidence on both sides, an effect above the smallest step that counts.
+    Confirmed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Watch => "watch",
+            Status::Confirmed => "confirmed",
+        }
+    }
+}
+
+/// A detected change: `index` is the position of the first observation after it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub index: usize,
+    pub t: f64,
+    pub direction: Direction,
+    pub before: f64,
+    pub after: f64,
+    pub confidence: f64,
+    pub status: Status,
+    pub n_before: usize,
+    pub n_after: usize,
+}
+
+/// Settings shared by both detectors. The defaults are the one setting every figure in
+/// the issue was measured with; nothing is tuned per series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Penalty per change, as a multiple of ln(n).
+    pub penalty_ln_n: f64,
+    /// Fewest observations in a segment.
+    pub min_len: usize,
+    /// Observations needed on each side before a change is confirmed.
+    pub min_side: usize,
+    /// Online: expected seconds between changes (the hazard's time scale).
+    pub tau_secs: f64,
+    /// Online: run lengths tracked at most.
+    pub max_runs: usize,
+    /// Online: posterior mass on "a new regime began" needed to confirm.
+    pub confirm_mass: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            penalty_ln_n: 3.0,
+            min_len: 5,
+            min_side: 5,
+            tau_secs: 365.0 * 86_400.0,
+            max_runs: 300,
+            confirm_mass: 0.9,
+        }
+    }
+}
+
+/// Population scale used for the mean-shift cost on sentiment (legal online: a constant,
+/// not the series' own spread).
+const SENTIMENT_SCALE: f64 = 0.5;
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+fn summarise(kind: Kind, values: &[f64]) -> f64 {
+    match kind.categories() {
+        Some(k) => {
+            let mut counts = vec![0u32; k];
+            for &v in values {
+                counts[usize::from(kind.category(v))] += 1;
+            }
+            kind.summarise_counts(&counts)
+        }
+        None => mean(values),
+    }
+}
+
+/// Distance between the category shares of two segments (0 = same, 1 = disjoint).
+fn shares_distance(kind: Kind, a: &[f64], b: &[f64]) -> f64 {
+    let Some(k) = kind.categories() else {
+        return 0.0;
+    };
+    let shares = |v: &[f64]| {
+        let mut c = vec![0.0; k];
+        for &x in v {
+            c[usize::from(kind.category(x))] += 1.0 / v.len() as f64;
+        }
+        c
+    };
+    let (sa, sb) = (shares(a), shares(b));
+    0.5 * sa.iter().zip(&sb).map(|(x, y)| (x - y).abs()).sum::<f64>()
+}
+
+/// The cost a kind's offline search uses, and the penalty multiplier that goes with it.
+fn offline_cost(kind: Kind, values: &[f64]) -> Option<Cost> {
+    Some(match kind {
+        Kind::Real => {
+            let m = mean(values);
+            let var = values.iter().map(|v| (v - m).powi(2)).sum::<f64>()
+                / (values.len().max(2) - 1) as f64;
+            if var <= 1e-24 {
+                return None;
+            }
+            let sd = var.sqrt();
+            let z: Vec<f64> = values.iter().map(|v| (v - m) / sd).collect();
+            Cost::Linear(LinearSums::new(&z, 1.0))
+        }
+        Kind::Sentiment => Cost::Mean(MeanSums::new(values, SENTIMENT_SCALE)),
+        Kind::Stars | Kind::Nps | Kind::Outcome => {
+            let k = kind.categories().expect("categorical kind");
+            let cats: Vec<u8> = values.iter().map(|&v| kind.category(v)).collect();
+            Cost::Categorical(CategoricalSums::new(&cats, k))
+        }
+    })
+}
+
+/// The penalty per change for a series of `n` observations: `penalty_ln_n * ln n` for one
+/// free parameter per segment, scaled up for the categorical kinds by half their extra
+/// parameters (stars have four free shares), so a richer model does not buy changes
+/// with its extra freedom.
+pub fn penalty(kind: Kind, s: &Settings, n: usize) -> f64 {
+    let factor = kind
+        .categories()
+        .map_or(1.0, |k| ((k as f64 - 1.0) / 2.0).max(1.0));
+    s.penalty_ln_n * factor * (n.max(2) as f64).ln()
+}
+
+/// Offline detection over a whole series (values already checked with [`Kind::check`]).
+pub fn offline(kind: Kind, points: &[Point], s: &Settings) -> Vec<Change> {
+    if points.len() < 2 * s.min_len.max(1) {
+        return Vec::new();
+    }
+    let values: Vec<f64> = points.iter().map(|p| p.value).collect();
+    let Some(cost) = offline_cost(kind, &values) else {
+        return Vec::new();
+    };
+    let pen = penalty(kind, s, points.len());
+    segment(kind, points, &values, &cost, pen, s)
+}
+
+/// Offline detection over reviews read on two channels at once: the stars and, where the
+/// review has text, its sentiment. Changes are in stars; the text sharpens where they
+/// are placed and lets a change the stars hint at be confirmed by what people write.
+pub fn offline_reviews(points: &[Point], sentiment: &[Option<f64>], s: &Settings) -> Vec<Change> {
+    let n = points.len();
+    if n < 2 * s.min_len.max(1) || sentiment.len() != n {
+        return offline(Kind::Stars, points, s);
+    }
+    let values: Vec<f64> = points.iter().map(|p| p.value).collect();
+    let Some(stars) = offline_cost(Kind::Stars, &values) else {
+        return Vec::new();
+    };
+    let text = Cost::Mean(MeanSums::with_gaps(
+        sentiment.iter().copied(),
+        n,
+        SENTIMENT_SCALE,
+    ));
+    let cost = Cost::Sum(vec![stars, text]);
+    let pen = penalty(Kind::Stars, s, n) + penalty(Kind::Sentiment, s, n) / 2.0;
+    segment(Kind::Stars, points, &values, &cost, pen, s)
+}
+
+fn segment(
+    kind: Kind,
+    points: &[Point],
+    values: &[f64],
+    cost: &Cost,
+    penalty: f64,
+    s: &Settings,
+) -> Vec<Change> {
+    let n = points.len();
+    let cps = search::pelt(cost, penalty, s.min_len);
+    let second = search::binary_segmentation(cost, penalty, s.min_len);
+    let mut bounds = vec![0];
+    bounds.extend(&cps);
+    bounds.push(n);
+    let mut out = Vec::with_capacity(cps.len());
+    for w in bounds.windows(3) {
+        let (a, c, b) = (w[0], w[1], w[2]);
+        let gain = cost.segment(a, b) - cost.segment(a, c) - cost.segment(c, b);
+        let confidence = 1.0 / (1.0 + (-(gain - penalty) / 2.0).exp());
+        let (left, right) = (&values[a..c], &values[c..b]);
+        let (before, after) = (summarise(kind, left), summarise(kind, right));
+        let effect_ok = (after - before).abs() >= kind.min_effect()
+            || shares_distance(kind, left, right) >= 0.2;
+        let agreed = second.iter().any(|&x| x.abs_diff(c) <= 5);
+        let status = if agreed && effect_ok && left.len() >= s.min_side && right.len() >= s.min_side
+        {
+            Status::Confirmed
+        } else {
+            Status::Watch
+        };
+        out.push(Change {
+            index: c,
+            t: points[c].t,
+            direction: direction(kind, before, after, left, right),
+            before,
+            after,
+            confidence,
+            status,
+            n_before: c - a,
+            n_after: b - c,
+        });
+    }
+    out
+}
+
+fn direction(kind: Kind, before: f64, after: f64, left: &[f64], right: &[f64]) -> Direction {
+    let step = match kind {
+        Kind::Real => {
+            // A real signal moves by its own spread, not by a fixed unit.
+            let sd = |v: &[f64]| {
+                let m = mean(v);
+                (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
+            };
+            0.25 * sd(left).max(sd(right))
+        }
+        _ => kind.min_effect() / 2.0,
+    };
+    if after - before > step {
+        Direction::Up
+    } else if before - after > step {
+        Direction::Down
+    } else {
+        Direction::Change
+    }
+}
+
+/// A change the online detector is following but has not confirmed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Pending {
+    start: u64,
+    t: f64,
+    confidence: f64,
+}
+
+/// The online detector of one series: BOCPD plus the rules that turn its posterior into
+/// watch and confirmed changes. Plain data; store it between batches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Online {
+    kind: Kind,
+    det: Option<Bocpd>,
+    settings_tau: f64,
+    max_runs: usize,
+    min_len: usize,
+    min_side: usize,
+    confirm_mass: f64,
+    penalty_ln_n: f64,
+    /// First index of the current confirmed regime.
+    anchor: u64,
+    /// Statistics of every observation since `anchor`.
+    regime: Option<Stats>,
+    pending: Option<Pending>,
+    /// Times of observations from the pending start on (to report the change time).
+    recent_t: Vec<(u64, f64)>,
+    /// Real signals: the first observations, kept until a scale can be set.
+    warmup: Vec<(f64, f64)>,
+    scale: Option<(f64, f64)>,
+    /// Mean gap between observations, for numeric times of unknown unit.
+    gap_sum: f64,
+    last_t: Option<f64>,
+    n: u64,
+}
+
+/// The online test runs after every observation, not once: its bar is this much above
+/// the offline penalty, which keeps repeated looks from adding false alarms.
+const ONLINE_MARGIN: f64 = 1.5;
+
+/// Real signals wait for this many observations to set their scale.
+const REAL_WARMUP: usize = 10;
+
+impl Online {
+    pub fn new(kind: Kind, s: &Settings) -> Self {
+        Self {
+            kind,
+            det: None,
+            settings_tau: s.tau_secs,
+            max_runs: s.max_runs,
+            min_len: s.min_len,
+            min_side: s.min_side,
+            confirm_mass: s.confirm_mass,
+            penalty_ln_n: s.penalty_ln_n,
+            anchor: 0,
+            regime: None,
+            pending: None,
+            recent_t: Vec::new(),
+            warmup: Vec::new(),
+            scale: None,
+            gap_sum: 0.0,
+            last_t: None,
+            n: 0,
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn observations(&self) -> u64 {
+        self.n
+    }
+
+    /// Restores lookup tables after the state was read back from storage.
+    pub fn warm(&mut self) {
+        if let Some(d) = self.det.as_mut() {
+            d.warm();
+        }
+    }
+
+    fn model(&self) -> Model {
+        match self.kind {
+            // Prior shares: a J-shaped review population, weak (total weight 2.5).
+            Kind::Stars => Model::Categorical {
+                alpha: vec![0.35, 0.15, 0.2, 0.5, 1.3],
+            },
+            Kind::Nps => Model::Categorical {
+                alpha: vec![0.6, 0.6, 0.8],
+            },
+            Kind::Outcome => Model::Categorical {
+                alpha: vec![0.5, 0.5],
+            },
+            Kind::Sentiment => Model::NormalGamma {
+                mu: 0.2,
+                kappa: 1.0,
+                alpha: 2.0,
+                beta: 2.0 * SENTIMENT_SCALE * SENTIMENT_SCALE,
+            },
+            // Real values are standardised first.
+            Kind::Real => Model::NormalGamma {
+                mu: 0.0,
+                kappa: 1.0,
+                alpha: 1.0,
+                beta: 1.0,
+            },
+        }
+    }
+
+    fn obs(&self, v: f64) -> Obs {
+        match self.kind {
+            Kind::Stars | Kind::Nps | Kind::Outcome => Obs::Category(self.kind.category(v)),
+            Kind::Sentiment => Obs::Real(v),
+            Kind::Real => {
+                let (m, sd) = self.scale.unwrap_or((0.0, 1.0));
+                Obs::Real((v - m) / sd)
+            }
+        }
+    }
+
+    fn summary(&self, st: &Stats) -> f64 {
+        match st {
+            Stats::Counts(c) => self.kind.summarise_counts(c),
+            Stats::Moments { mean, .. } => match (self.kind, self.scale) {
+                (Kind::Real, Some((m, sd))) => m + mean * sd,
+                _ => *mean,
+            },
+        }
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            min_len: self.min_len,
+            min_side: self.min_side,
+            tau_secs: self.settings_tau,
+            max_runs: self.max_runs,
+            confirm_mass: self.confirm_mass,
+            penalty_ln_n: self.penalty_ln_n,
+        }
+    }
+
+    /// Adds one observation; returns a change the moment it is confirmed.
+    pub fn push(&mut self, p: Point) -> Option<Change> {
+        if self.kind == Kind::Real && self.scale.is_none() {
+            self.warmup.push((p.t, p.value));
+            if self.warmup.len() < REAL_WARMUP {
+                return None;
+            }
+            let vals: Vec<f64> = self.warmup.iter().map(|w| w.1).collect();
+            let m = mean(&vals);
+            let sd = (vals.iter().map(|v| (v - m).powi(2)).sum::<f64>() / vals.len() as f64)
+                .sqrt()
+                .max(1e-9 + m.abs() * 1e-6);
+            self.scale = Some((m, sd));
+            let mut out = None;
+            for (t, v) in std::mem::take(&mut self.warmup) {
+                out = out.or(self.step(Point { t, value: v }));
+            }
+            return out;
+        }
+        self.step(p)
+    }
+
+    fn tau(&self) -> f64 {
+        // Numeric times of unknown unit: a change expected every ~100 observations.
+        if self.settings_tau > 0.0 {
+            self.settings_tau
+        } else if self.n > 1 {
+            100.0 * (self.gap_sum / (self.n - 1) as f64).max(1e-9)
+        } else {
+            100.0
+        }
+    }
+
+    fn step(&mut self, p: Point) -> Option<Change> {
+        if let Some(prev) = self.last_t {
+            self.gap_sum += (p.t - prev).max(0.0);
+        }
+        self.last_t = Some(p.t);
+        let x = self.obs(p.value);
+        let tau = self.tau();
+        let model = self.model();
+        let det = self
+            .det
+            .get_or_insert_with(|| Bocpd::new(model, tau, self.max_runs));
+        det.set_tau(tau);
+        det.update(p.t, x);
+        let idx = self.n;
+        self.n += 1;
+        let regime = self.regime.get_or_insert_with(|| det.empty_stats());
+        regime.add(x);
+        if self.pending.is_some() || self.recent_t.len() < 64 {
+            self.recent_t.push((idx, p.t));
+        }
+        let floor = self.anchor + self.min_len as u64 - 1;
+        let Some((mass, start)) = det.mass_after(floor) else {
+            self.forget_pending();
+            return None;
+        };
+        let new_side = self.n - start;
+        if mass < 0.5 || new_side < 3 {
+            if mass < 0.2 {
+                self.forget_pending();
+            }
+            return None;
+        }
+        let t_start = self
+            .recent_t
+            .iter()
+            .find(|(i, _)| *i == start)
+            .map(|(_, t)| *t)
+            .unwrap_or(p.t);
+        let confidence = det.mass_between(start.saturating_sub(2), start + 2).max(
+            self.pending
+                .as_ref()
+                .filter(|q| q.start.abs_diff(start) <= 2)
+                .map_or(0.0, |q| q.confidence),
+        );
+        self.pending = Some(Pending {
+            start,
+            t: t_start,
+            confidence,
+        });
+        let old_side = start - self.anchor;
+        if mass < self.confirm_mass
+            || new_side < self.min_side as u64
+            || old_side < self.min_side as u64
+        {
+            return None;
+        }
+        let after_stats = det.stats_of(start)?.clone();
+        let before_stats = self.regime.as_ref()?.minus(&after_stats);
+        let (before, after) = (self.summary(&before_stats), self.summary(&after_stats));
+        // Confirm only what the offline search would accept for this split: the
+        // likelihood gain of two regimes over one must pay the same penalty per change,
+        // and the step must clear the kind's smallest step (or the shares must move, for
+        // a change of shape such as polarisation).
+        // The penalty grows with everything seen so far, as the offline one does with the
+        // window: the online test is repeated at every observation.
+        let gain = split_gain(self.kind, &before_stats, &after_stats);
+        if gain <= ONLINE_MARGIN * penalty(self.kind, &self.settings(), self.n as usize) {
+            return None;
+        }
+        let step = (after - before).abs();
+        if self.kind != Kind::Real
+            && step < self.kind.min_effect()
+            && counts_distance(&before_stats, &after_stats) < 0.2
+        {
+            return None;
+        }
+        let change = Change {
+            index: start as usize,
+            t: t_start,
+            direction: online_direction(self.kind, before, after, &before_stats, &after_stats),
+            before,
+            after,
+            confidence,
+            status: Status::Confirmed,
+            n_before: old_side as usize,
+            n_after: new_side as usize,
+        };
+        self.anchor = start;
+        self.regime = Some(after_stats);
+        self.pending = None;
+        self.recent_t.retain(|(i, _)| *i >= start);
+        Some(change)
+    }
+
+    fn forget_pending(&mut self) {
+        self.pending = None;
+        let keep_from = self.n.saturating_sub(64);
+        self.recent_t.retain(|(i, _)| *i >= keep_from);
+    }
+
+    /// The change being followed but not yet confirmed, if any.
+    pub fn watching(&self) -> Option<Change> {
+        let p = self.pending.as_ref()?;
+        let det = self.det.as_ref()?;
+        let after_stats = det.stats_of(p.start)?;
+        let before_stats = self.regime.as_ref()?.minus(after_stats);
+        let (before, after) = (self.summary(&before_stats), self.summary(after_stats));
+        Some(Change {
+            index: p.start as usize,
+            t: p.t,
+            direction: online_direction(self.kind, before, after, &before_stats, after_stats),
+            before,
+            after,
+            confidence: p.confidence,
+            status: Status::Watch,
+            n_before: (p.start - self.anchor) as usize,
+            n_after: (self.n - p.start) as usize,
+        })
+    }
+
+    /// Bytes of state, as stored.
+    pub fn state_bytes(&self) -> usize {
+        serde_json::to_vec(self).map_or(0, |v| v.len())
+    }
+}
+
+/// Twice the log-likelihood gain of two segments over one, from their statistics, on the
+/// scale of the offline costs (so the same penalty applies).
+fn split_gain(kind: Kind, before: &Stats, after: &Stats) -> f64 {
+    match (before, after) {
+        (Stats::Counts(b), Stats::Counts(a)) => {
+            let ll = |c: &mut dyn Iterator<Item = f64>| {
+                let v: Vec<f64> = c.collect();
+                let n: f64 = v.iter().sum();
+                v.iter()
+                    .filter(|&&x| x > 0.0)
+                    .map(|&x| x * (x / n).ln())
+                    .sum::<f64>()
+            };
+            let lb = ll(&mut b.iter().map(|&x| f64::from(x)));
+            let la = ll(&mut a.iter().map(|&x| f64::from(x)));
+            let lc = ll(&mut b.iter().zip(a).map(|(x, y)| f64::from(*x) + f64::from(*y)));
+            2.0 * (lb + la - lc)
+        }
+        (
+            Stats::Moments {
+                n: nb, mean: mb, ..
+            },
+            Stats::Moments {
+                n: na, mean: ma, ..
+            },
+        ) => {
+            let n = nb + na;
+            if n <= 0.0 {
+                return 0.0;
+            }
+            let scale = if kind == Kind::Sentiment {
+                SENTIMENT_SCALE
+            } else {
+                1.0
+            };
+            nb * na / n * (mb - ma).powi(2) / (scale * scale)
+        }
+        _ => 0.0,
+    }
+}
+
+fn counts_distance(a: &Stats, b: &Stats) -> f64 {
+    match (a, b) {
+        (Stats::Counts(x), Stats::Counts(y)) => {
+            let (nx, ny) = (
+                x.iter().sum::<u32>().max(1) as f64,
+                y.iter().sum::<u32>().max(1) as f64,
+            );
+            0.5 * x
+                .iter()
+                .zip(y)
+                .map(|(p, q)| (f64::from(*p) / nx - f64::from(*q) / ny).abs())
+                .sum::<f64>()
+        }
+        _ => 0.0,
+    }
+}
+
+fn online_direction(kind: Kind, before: f64, after: f64, b: &Stats, a: &Stats) -> Direction {
+    let step = match (kind, b, a) {
+        (Kind::Real, Stats::Moments { n, m2, .. }, _) if *n > 1.0 => 0.25 * (m2 / n).sqrt(),
+        (Kind::Real, ..) => 0.0,
+        _ => kind.min_effect() / 2.0,
+    };
+    if after - before > step {
+        Direction::Up
+    } else if before - after > step {
+        Direction::Down
+    } else {
+        Direction::Change
+    }
+}

@@ -1,0 +1,152 @@
+//! Offline search for the segmentation that minimises total cost plus a penalty per
+//! change: PELT (exact, pruned) and binary segmentation (greedy, the second opinion).
+
+use super::cost::Cost;
+
+/// PELT (Killick, Fearnhead & Eckley 2012): the exact optimum of
+/// `sum(cost(segment)) + penalty * changes` over segmentations whose segments hold at least
+/// `min_len` observations. Returns the 0-based first index of every new segment.
+///
+/// Linear in n when changes keep arriving; on a long stretch without any change the
+/// candidate set keeps growing, and the cost becomes quadratic there.
+pub fn pelt(cost: &Cost, penalty: f64, min_len: usize) -> Vec<usize> {
+    let n = cost.len();
+    let m = min_len.max(1);
+    if n < 2 * m {
+        return Vec::new();
+    }
+    let mut best = vec![f64::INFINITY; n + 1];
+    let mut last = vec![0usize; n + 1];
+    best[0] = -penalty;
+    let mut candidates: Vec<usize> = vec![0];
+    let mut values: Vec<f64> = Vec::new();
+    for t in m..=n {
+        let fresh = t - m;
+        if fresh >= m {
+            candidates.push(fresh);
+        }
+        values.clear();
+        let (mut f, mut arg) = (f64::INFINITY, 0);
+        for &s in &candidates {
+            let v = best[s] + cost.segment(s, t);
+            values.push(v);
+            if v + penalty < f {
+                f = v + penalty;
+                arg = s;
+            }
+        }
+        best[t] = f;
+        last[t] = arg;
+        let mut i = 0;
+        candidates.retain(|_| {
+            let keep = values[i] <= f;
+            i += 1;
+            keep
+        });
+    }
+    let mut out = Vec::new();
+    let mut t = n;
+    while t > 0 {
+        let s = last[t];
+        if s > 0 {
+            out.push(s);
+        }
+        t = s;
+    }
+    out.reverse();
+    out
+}
+
+/// Binary segmentation: split where the cost drops most while the drop exceeds the
+/// penalty, then recurse into both halves. O(n log n); not exact, so it serves as a
+/// second opinion beside PELT.
+pub fn binary_segmentation(cost: &Cost, penalty: f64, min_len: usize) -> Vec<usize> {
+    let n = cost.len();
+    let m = min_len.max(1);
+    let mut out = Vec::new();
+    let mut stack = vec![(0usize, n)];
+    while let Some((a, b)) = stack.pop() {
+        if b - a < 2 * m {
+            continue;
+        }
+        let whole = cost.segment(a, b);
+        let (mut gain, mut at) = (0.0, 0);
+        for s in a + m..=b - m {
+            let g = whole - cost.segment(a, s) - cost.segment(s, b);
+            if g > gain {
+                gain = g;
+                at = s;
+            }
+        }
+        if gain > penalty {
+            out.push(at);
+            stack.push((a, at));
+            stack.push((at, b));
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::cost::{CategoricalSums, MeanSums};
+    use super::*;
+
+    fn brute_force(cost: &Cost, penalty: f64, m: usize) -> f64 {
+        let n = cost.len();
+        let mut f = vec![f64::INFINITY; n + 1];
+        f[0] = -penalty;
+        for t in m..=n {
+            for s in (0..=t - m).filter(|&s| s == 0 || s >= m) {
+                f[t] = f[t].min(f[s] + cost.segment(s, t) + penalty);
+            }
+        }
+        f[n]
+    }
+
+    fn total(cost: &Cost, cps: &[usize], penalty: f64) -> f64 {
+        let mut bounds = vec![0];
+        bounds.extend(cps);
+        bounds.push(cost.len());
+        bounds
+            .windows(2)
+            .map(|w| cost.segment(w[0], w[1]))
+            .sum::<f64>()
+            + penalty * cps.len() as f64
+    }
+
+    #[test]
+    fn pelt_finds_the_exact_optimum() {
+        let mut x = Vec::new();
+        let mut state = 7u64;
+        for i in 0..300 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let noise = ((state >> 33) as f64 / (1u64 << 31) as f64) - 0.5;
+            let level = if i < 100 {
+                0.0
+            } else if i < 180 {
+                1.5
+            } else {
+                -0.5
+            };
+            x.push(level + noise);
+        }
+        let cost = Cost::Mean(MeanSums::new(&x, 0.3));
+        let pen = 3.0 * (300f64).ln();
+        let cps = pelt(&cost, pen, 5);
+        assert_eq!(cps, vec![100, 180]);
+        assert!((total(&cost, &cps, pen) - brute_force(&cost, pen, 5)).abs() < 1e-6);
+        assert_eq!(binary_segmentation(&cost, pen, 5), vec![100, 180]);
+    }
+
+    #[test]
+    fn identical_runs_do_not_fragment_a_categorical_series() {
+        let mut cats = vec![4u8; 40];
+        cats.extend([0u8; 40]);
+        let cost = Cost::Categorical(CategoricalSums::new(&cats, 5));
+        assert_eq!(pelt(&cost, 3.0 * 80f64.ln(), 5), vec![40]);
+    }
+}
