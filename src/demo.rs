@@ -86,6 +86,8 @@ pub enum DemoError {
     Ingest(#[from] IngestError),
     #[error(transparent)]
     Timeline(#[from] timeline::TimelineError),
+    #[error(transparent)]
+    Analyze(#[from] crate::analyze::AnalyzeError),
 }
 
 /// What the demo did, for its caller and tests.
@@ -216,6 +218,36 @@ pub async fn run(out: &Path) -> Result<DemoReport, DemoError> {
         }
     }
 
+    // Change detection over everything imported, as the daemon does after each sync.
+    let analysis = crate::analyze::analyze(
+        store.as_ref(),
+        &crate::pipeline::detect::Settings::default(),
+        crate::store::now_ms(),
+    )
+    .await?;
+    let changes = store.changes(&Default::default()).await?;
+    let confirmed: Vec<_> = changes
+        .iter()
+        .filter(|c| c.change.status == "confirmed")
+        .cloned()
+        .collect();
+    text.push_str(&format!(
+        "Changes ({} series: {} confirmed, {} watched, {} incidents on customer timelines; all in changes.txt)\n\n",
+        analysis.series, analysis.confirmed, analysis.watching, analysis.incidents
+    ));
+    text.push_str(&crate::outputs::changes::render_table(&confirmed));
+    text.push('\n');
+    write(
+        &out.join("changes.txt"),
+        crate::outputs::changes::render_table(&changes).as_bytes(),
+    )?;
+    write(
+        &out.join("changes.json"),
+        serde_json::to_string_pretty(&changes)
+            .expect("plain data")
+            .as_bytes(),
+    )?;
+
     let quarantine = store.quarantine(Some("open")).await?;
     text.push_str("Quarantine (fix the mapping or the file, then `tideline quarantine replay`)\n");
     for q in &quarantine {
@@ -228,7 +260,7 @@ pub async fn run(out: &Path) -> Result<DemoReport, DemoError> {
             .as_bytes(),
     )?;
     text.push_str(&format!(
-        "\nWritten to {}: tideline.db, summary.md, summary.json, timelines/, quarantine.json\n",
+        "\nWritten to {}: tideline.db, summary.md, summary.json, timelines/, changes.txt, changes.json, quarantine.json\n",
         out.display()
     ));
     write(&out.join("demo.txt"), text.as_bytes())?;

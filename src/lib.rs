@@ -2,6 +2,7 @@
 //! timelines, scores it, and tells a business how its customers feel and when that
 //! changed. See `ARCHITECTURE.md` for the map.
 
+pub mod analyze;
 pub mod bench;
 pub mod config;
 pub mod connectors;

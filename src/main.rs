@@ -100,6 +100,26 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DetectKind::Real)]
         kind: DetectKind,
     },
+    /// Feed interactions stored since the last pass to the change detectors.
+    Analyze {
+        /// Forget every detector state and stored change first, and read all history.
+        #[arg(long)]
+        rebuild: bool,
+    },
+    /// List detected changes and incidents with their evidence, newest first.
+    Changes {
+        /// Only this location's changes.
+        #[arg(long, conflicts_with = "customer")]
+        location: Option<String>,
+        /// Only this customer's (an email, a phone, a platform id or a cus_ id).
+        #[arg(long)]
+        customer: Option<String>,
+        /// Only changes on or after this date (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<chrono::NaiveDate>,
+        #[arg(long, value_enum, default_value_t = TimelineFormat::Table)]
+        format: TimelineFormat,
+    },
     /// Score texts: JSONL `{"id", "text", "lang"?}` on stdin, one JSON line per text on stdout.
     Score {
         /// Language to assume for texts too short to detect (ISO 639-1).
@@ -469,6 +489,68 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     summary.rejected, summary.observations, summary.series, summary.changes
                 );
                 return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Analyze { rebuild } => {
+            let store = open_store(&config).await?;
+            if rebuild {
+                store.reset_analysis().await?;
+            }
+            let r = tideline::analyze::analyze(
+                store.as_ref(),
+                &tideline::pipeline::detect::Settings::default(),
+                now_ms(),
+            )
+            .await?;
+            println!(
+                "read {} interactions ({} observations in {} series, {} rebuilt): {} confirmed change(s), {} watched, {} incident(s)",
+                r.interactions,
+                r.observations,
+                r.series,
+                r.rebuilt,
+                r.confirmed,
+                r.watching,
+                r.incidents
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Changes {
+            location,
+            customer,
+            since,
+            format,
+        } => {
+            let store = open_store(&config).await?;
+            let entity = match (location, customer) {
+                (Some(l), _) => Some(("location".to_string(), l)),
+                (None, Some(c)) => {
+                    let countries: Vec<String> = config
+                        .locations
+                        .iter()
+                        .filter_map(|l| l.country.clone())
+                        .collect();
+                    let id = timeline::resolve(store.as_ref(), &c, &countries).await?;
+                    Some(("customer".to_string(), id))
+                }
+                (None, None) => None,
+            };
+            let filter = tideline::store::ChangeFilter {
+                entity,
+                since_ms: since.map(|d| {
+                    d.and_hms_opt(0, 0, 0)
+                        .expect("midnight exists")
+                        .and_utc()
+                        .timestamp_millis()
+                }),
+                limit: None,
+            };
+            let changes = store.changes(&filter).await?;
+            match format {
+                TimelineFormat::Json => println!("{}", serde_json::to_string_pretty(&changes)?),
+                TimelineFormat::Table => {
+                    print!("{}", tideline::outputs::changes::render_table(&changes))
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -889,6 +971,36 @@ async fn run_daemon(config: &Config) -> Result<ExitCode> {
             .add(job)
             .await
             .context("cannot schedule sentiment retraining")?;
+    }
+    {
+        let store = store.clone();
+        let job = tokio_cron_scheduler::Job::new_async(
+            config.pipeline.detect_cron.as_str(),
+            move |_, _| {
+                let store = store.clone();
+                Box::pin(async move {
+                    let settings = tideline::pipeline::detect::Settings::default();
+                    match tideline::analyze::analyze(store.as_ref(), &settings, now_ms()).await {
+                        Ok(r) if r.interactions > 0 => tracing::info!(
+                            interactions = r.interactions,
+                            series = r.series,
+                            confirmed = r.confirmed,
+                            watching = r.watching,
+                            incidents = r.incidents,
+                            rebuilt = r.rebuilt,
+                            "Change detection pass."
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "Change detection failed."),
+                    }
+                })
+            },
+        )
+        .context("pipeline.detect_cron")?;
+        scheduler
+            .add(job)
+            .await
+            .context("cannot schedule change detection")?;
     }
     scheduler
         .start()

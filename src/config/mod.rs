@@ -86,6 +86,7 @@ struct RawPipeline {
     min_detect_chars: Option<usize>,
     sentiment_adapt: Option<bool>,
     sentiment_adapt_cron: Option<String>,
+    detect_cron: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,7 +162,13 @@ pub struct PipelineConfig {
     pub sentiment_adapt: bool,
     /// When it does (cron with seconds, UTC).
     pub sentiment_adapt_cron: String,
+    /// When the daemon feeds new interactions to the change detectors (cron with seconds,
+    /// UTC); a pass reads only what arrived since the last one.
+    pub detect_cron: String,
 }
+
+/// Every five minutes.
+pub const DEFAULT_DETECT_CRON: &str = "0 */5 * * * *";
 
 /// Nightly at 03:30 UTC.
 pub const DEFAULT_ADAPT_CRON: &str = "0 30 3 * * *";
@@ -397,6 +404,17 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
             "pipeline.sentiment_adapt_cron: `{sentiment_adapt_cron}` is not a cron schedule; fix: use six fields with seconds, e.g. \"{DEFAULT_ADAPT_CRON}\" (daily at 03:30 UTC)"
         ));
     }
+    let detect_cron = raw
+        .pipeline
+        .detect_cron
+        .unwrap_or_else(|| DEFAULT_DETECT_CRON.to_string());
+    if tokio_cron_scheduler::Job::new_async(detect_cron.as_str(), |_, _| Box::pin(async {}))
+        .is_err()
+    {
+        problems.push(format!(
+            "pipeline.detect_cron: `{detect_cron}` is not a cron schedule; fix: use six fields with seconds, e.g. \"{DEFAULT_DETECT_CRON}\" (every five minutes)"
+        ));
+    }
 
     // identity
     let local_parts: Vec<String> = raw.identity.blocked_local_parts.unwrap_or_else(|| {
@@ -491,6 +509,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
             min_detect_chars,
             sentiment_adapt,
             sentiment_adapt_cron,
+            detect_cron,
         },
         identity: IdentityConfig { guard },
         locations,

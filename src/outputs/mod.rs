@@ -1,6 +1,7 @@
 //! Outputs read the store and present it: customer timelines and per-location summaries
 //! today; reports, the dashboard, digests and CRM sync later. None of them writes.
 
+pub mod changes;
 pub mod quarantine;
 pub mod summary;
 pub mod timeline;

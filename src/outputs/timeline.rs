@@ -77,12 +77,12 @@ pub fn candidates(arg: &str, countries: &[String]) -> Vec<Identity> {
     out
 }
 
-/// Finds the customer `arg` names and reads their timeline.
-pub async fn load(
+/// The customer `arg` names: a `cus_` id, an email, a phone or a platform id.
+pub async fn resolve(
     store: &dyn Store,
     arg: &str,
     countries: &[String],
-) -> Result<Timeline, TimelineError> {
+) -> Result<String, TimelineError> {
     let mut customer_id = None;
     if arg.trim().starts_with("cus_") {
         customer_id = store.customer(arg.trim()).await?.map(|c| c.id);
@@ -95,7 +95,16 @@ pub async fn load(
             }
         }
     }
-    let customer_id = customer_id.ok_or_else(|| TimelineError::NotFound(arg.to_string()))?;
+    customer_id.ok_or_else(|| TimelineError::NotFound(arg.to_string()))
+}
+
+/// Finds the customer `arg` names and reads their timeline.
+pub async fn load(
+    store: &dyn Store,
+    arg: &str,
+    countries: &[String],
+) -> Result<Timeline, TimelineError> {
+    let customer_id = resolve(store, arg, countries).await?;
     let customer = store
         .customer(&customer_id)
         .await?

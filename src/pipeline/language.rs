@@ -473,6 +473,27 @@ impl LanguageDetector {
     }
 }
 
+/// Whether `word` (lowercase) is a function word of language `code`, from the same lists
+/// the detector uses. Unknown languages have none.
+pub fn is_stopword(code: &str, word: &str) -> bool {
+    static SETS: std::sync::OnceLock<HashMap<&'static str, rustc_hash::FxHashSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let sets = SETS.get_or_init(|| {
+        STOPWORDS
+            .iter()
+            .map(|(code, list)| {
+                let words = list
+                    .lines()
+                    .map(str::trim)
+                    .filter(|w| !w.is_empty() && !w.starts_with('#'))
+                    .collect();
+                (*code, words)
+            })
+            .collect()
+    });
+    sets.get(code).is_some_and(|s| s.contains(word))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -543,25 +564,4 @@ mod tests {
         assert_eq!(r.method, Method::Declared);
         assert_eq!(d.detect("👍👍", None).language, None);
     }
-}
-
-/// Whether `word` (lowercase) is a function word of language `code`, from the same lists
-/// the detector uses. Unknown languages have none.
-pub fn is_stopword(code: &str, word: &str) -> bool {
-    static SETS: std::sync::OnceLock<HashMap<&'static str, rustc_hash::FxHashSet<&'static str>>> =
-        std::sync::OnceLock::new();
-    let sets = SETS.get_or_init(|| {
-        STOPWORDS
-            .iter()
-            .map(|(code, list)| {
-                let words = list
-                    .lines()
-                    .map(str::trim)
-                    .filter(|w| !w.is_empty() && !w.starts_with('#'))
-                    .collect();
-                (*code, words)
-            })
-            .collect()
-    });
-    sets.get(code).is_some_and(|s| s.contains(word))
 }

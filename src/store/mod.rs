@@ -196,6 +196,77 @@ pub struct LocationSummary {
     pub languages: Vec<(String, i64)>,
 }
 
+/// A change point (or an incident) as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangeRecord {
+    /// `location:<id>:<signal>`, `location:<id>/<channel>:<signal>` or `customer:<id>:<signal>`.
+    pub series: String,
+    /// `location` or `customer`.
+    pub entity: String,
+    pub entity_id: String,
+    /// The source the series is limited to, if any.
+    pub channel: Option<String>,
+    /// `stars`, `sentiment`, `nps` or `outcome`.
+    pub signal: String,
+    /// Position in the series of the first observation after the change.
+    pub index: i64,
+    pub occurred_at_ms: i64,
+    /// `up`, `down` or `change`.
+    pub direction: String,
+    pub before: f64,
+    pub after: f64,
+    pub confidence: f64,
+    /// `watch`, `confirmed` or `incident`.
+    pub status: String,
+    pub n_before: i64,
+    pub n_after: i64,
+    /// `{"interactions": [{"id", "weight", ...}], "terms": [...]}`.
+    pub evidence: serde_json::Value,
+    pub detected_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredChange {
+    pub id: i64,
+    #[serde(flatten)]
+    pub change: ChangeRecord,
+}
+
+/// The online detector state of one series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesState {
+    pub series: String,
+    /// JSON of `pipeline::detect::Online`.
+    pub state: String,
+    /// Time of the newest observation fed.
+    pub last_ms: i64,
+    pub observations: i64,
+}
+
+/// Everything one analysis pass writes, committed together with how far it read, so a
+/// crash repeats the pass instead of losing or doubling its changes.
+#[derive(Debug, Default)]
+pub struct AnalysisWrite {
+    pub states: Vec<SeriesState>,
+    /// Series rebuilt from their whole history (late data): their old changes go first.
+    pub rebuilt: Vec<String>,
+    /// Confirmed changes and incidents; a repeat of a stored one is ignored.
+    pub changes: Vec<ChangeRecord>,
+    /// Per series, the change it is watching now (replaces the previous watch).
+    pub watching: Vec<(String, Option<ChangeRecord>)>,
+    /// The highest interaction id read.
+    pub last_id: i64,
+}
+
+/// Which stored changes to list.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeFilter {
+    /// (`location` | `customer`, id)
+    pub entity: Option<(String, String)>,
+    pub since_ms: Option<i64>,
+    pub limit: Option<i64>,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
     pub interactions: i64,
@@ -265,6 +336,27 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<(i64, String, Option<String>)>>;
     /// Stores new scores; the interactions' content and revision stay as they are.
     async fn rescore(&self, scores: &[Rescore]) -> Result<u64>;
+
+    /// How far change detection has read (an interaction id; 0 before the first pass).
+    async fn analysis_progress(&self) -> Result<i64>;
+    /// Interactions with an id above `after_id`, by id.
+    async fn interactions_after(&self, after_id: i64, limit: i64)
+    -> Result<Vec<StoredInteraction>>;
+    /// One location's or customer's interactions with `from_ms <= occurred_at < to_ms`,
+    /// in time order.
+    async fn entity_interactions(
+        &self,
+        entity: &str,
+        id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<StoredInteraction>>;
+    async fn series_states(&self, series: &[String]) -> Result<Vec<SeriesState>>;
+    async fn save_analysis(&self, write: AnalysisWrite) -> Result<()>;
+    /// Forgets every detector state and change, so the next pass reads all history again.
+    async fn reset_analysis(&self) -> Result<()>;
+    /// Stored changes, newest first.
+    async fn changes(&self, filter: &ChangeFilter) -> Result<Vec<StoredChange>>;
 
     /// Every interaction's (source, external_id, content_hash, customer_id), sorted; for
     /// tests and consistency checks.

@@ -891,6 +891,221 @@ macro_rules! impl_store {
                 })
             }
 
+            async fn analysis_progress(&self) -> Result<i64> {
+                let row = sqlx::query("SELECT last_id FROM analysis_progress WHERE name = 'changes'")
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(match row {
+                    Some(r) => r.try_get("last_id")?,
+                    None => 0,
+                })
+            }
+
+            async fn interactions_after(&self, after_id: i64, limit: i64) -> Result<Vec<StoredInteraction>> {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{SELECT_INTERACTION} WHERE id > $1 ORDER BY id LIMIT $2"
+                )))
+                .bind(after_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(row_to_interaction).collect()
+            }
+
+            async fn entity_interactions(
+                &self,
+                entity: &str,
+                id: &str,
+                from_ms: i64,
+                to_ms: i64,
+            ) -> Result<Vec<StoredInteraction>> {
+                let column = match entity {
+                    "location" => "location_id",
+                    "customer" => "customer_id",
+                    other => return Err(StoreError::Corrupt(format!("unknown entity {other:?}"))),
+                };
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{SELECT_INTERACTION} WHERE {column} = $1 AND occurred_at_ms >= $2 \
+                     AND occurred_at_ms < $3 ORDER BY occurred_at_ms, id"
+                )))
+                .bind(id)
+                .bind(from_ms)
+                .bind(to_ms)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(row_to_interaction).collect()
+            }
+
+            async fn series_states(&self, series: &[String]) -> Result<Vec<SeriesState>> {
+                let mut out = Vec::new();
+                for chunk in series.chunks(500) {
+                    let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                    let sql = format!(
+                        "SELECT series, state, last_ms, observations FROM series_state WHERE series IN ({})",
+                        marks.join(", ")
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for s in chunk {
+                        q = q.bind(s);
+                    }
+                    for r in q.fetch_all(&self.pool).await? {
+                        out.push(SeriesState {
+                            series: r.try_get("series")?,
+                            state: r.try_get("state")?,
+                            last_ms: r.try_get("last_ms")?,
+                            observations: r.try_get("observations")?,
+                        });
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn save_analysis(&self, w: AnalysisWrite) -> Result<()> {
+                let now = now_ms();
+                let mut tx = self.begin_write().await?;
+                for s in &w.rebuilt {
+                    sqlx::query("DELETE FROM changes WHERE series = $1")
+                        .bind(s)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for s in &w.states {
+                    sqlx::query(
+                        "INSERT INTO series_state (series, state, last_ms, observations, updated_at_ms) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (series) DO UPDATE SET \
+                         state = excluded.state, last_ms = excluded.last_ms, \
+                         observations = excluded.observations, updated_at_ms = excluded.updated_at_ms",
+                    )
+                    .bind(&s.series)
+                    .bind(&s.state)
+                    .bind(s.last_ms)
+                    .bind(s.observations)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let insert = |c: &ChangeRecord| {
+                    sqlx::query(
+                        "INSERT INTO changes (series, entity, entity_id, channel, signal, idx, \
+                         occurred_at_ms, direction, before_value, after_value, confidence, status, \
+                         n_before, n_after, evidence, detected_at_ms) VALUES ($1, $2, $3, $4, $5, \
+                         $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                         ON CONFLICT (series, idx, status) DO NOTHING",
+                    )
+                    .bind(c.series.clone())
+                    .bind(c.entity.clone())
+                    .bind(c.entity_id.clone())
+                    .bind(c.channel.clone())
+                    .bind(c.signal.clone())
+                    .bind(c.index)
+                    .bind(c.occurred_at_ms)
+                    .bind(c.direction.clone())
+                    .bind(c.before)
+                    .bind(c.after)
+                    .bind(c.confidence)
+                    .bind(c.status.clone())
+                    .bind(c.n_before)
+                    .bind(c.n_after)
+                    .bind(c.evidence.to_string())
+                    .bind(c.detected_at_ms)
+                };
+                for (series, current) in &w.watching {
+                    sqlx::query("DELETE FROM changes WHERE series = $1 AND status = 'watch'")
+                        .bind(series)
+                        .execute(&mut *tx)
+                        .await?;
+                    if let Some(c) = current {
+                        insert(c).execute(&mut *tx).await?;
+                    }
+                }
+                for c in &w.changes {
+                    insert(c).execute(&mut *tx).await?;
+                }
+                sqlx::query(
+                    "INSERT INTO analysis_progress (name, last_id, updated_at_ms) VALUES ('changes', $1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET last_id = excluded.last_id, updated_at_ms = excluded.updated_at_ms",
+                )
+                .bind(w.last_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn reset_analysis(&self) -> Result<()> {
+                let mut tx = self.begin_write().await?;
+                for table in ["changes", "series_state", "analysis_progress"] {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn changes(&self, f: &ChangeFilter) -> Result<Vec<StoredChange>> {
+                let mut sql = String::from(
+                    "SELECT id, series, entity, entity_id, channel, signal, idx, occurred_at_ms, \
+                     direction, before_value, after_value, confidence, status, n_before, n_after, \
+                     evidence, detected_at_ms FROM changes WHERE 1 = 1",
+                );
+                let mut n = 0;
+                let mut mark = || {
+                    n += 1;
+                    format!("${n}")
+                };
+                if f.entity.is_some() {
+                    let (a, b) = (mark(), mark());
+                    sql.push_str(&format!(" AND entity = {a} AND entity_id = {b}"));
+                }
+                if f.since_ms.is_some() {
+                    sql.push_str(&format!(" AND occurred_at_ms >= {}", mark()));
+                }
+                sql.push_str(" ORDER BY occurred_at_ms DESC, id DESC");
+                if f.limit.is_some() {
+                    sql.push_str(&format!(" LIMIT {}", mark()));
+                }
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                if let Some((e, id)) = &f.entity {
+                    q = q.bind(e.clone()).bind(id.clone());
+                }
+                if let Some(s) = f.since_ms {
+                    q = q.bind(s);
+                }
+                if let Some(l) = f.limit {
+                    q = q.bind(l);
+                }
+                let rows = q.fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        let evidence: String = r.try_get("evidence")?;
+                        Ok(StoredChange {
+                            id: r.try_get("id")?,
+                            change: ChangeRecord {
+                                series: r.try_get("series")?,
+                                entity: r.try_get("entity")?,
+                                entity_id: r.try_get("entity_id")?,
+                                channel: r.try_get("channel")?,
+                                signal: r.try_get("signal")?,
+                                index: r.try_get("idx")?,
+                                occurred_at_ms: r.try_get("occurred_at_ms")?,
+                                direction: r.try_get("direction")?,
+                                before: r.try_get("before_value")?,
+                                after: r.try_get("after_value")?,
+                                confidence: r.try_get("confidence")?,
+                                status: r.try_get("status")?,
+                                n_before: r.try_get("n_before")?,
+                                n_after: r.try_get("n_after")?,
+                                evidence: serde_json::from_str(&evidence)
+                                    .map_err(|e| StoreError::Corrupt(format!("change evidence: {e}")))?,
+                                detected_at_ms: r.try_get("detected_at_ms")?,
+                            },
+                        })
+                    })
+                    .collect()
+            }
+
             async fn fingerprint(&self) -> Result<Vec<(String, String, String, Option<String>)>> {
                 let rows = sqlx::query(
                     "SELECT source, external_id, content_hash, customer_id FROM interactions \

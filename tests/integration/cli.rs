@@ -34,6 +34,7 @@ fn demo_writes_a_database_a_summary_and_timelines() {
         "NPS",
         "Customer cus_",
         "Quarantine",
+        "confirmed down   location:warsaw-centrum:sentiment",
     ] {
         assert!(
             text.contains(needle),
@@ -45,6 +46,8 @@ fn demo_writes_a_database_a_summary_and_timelines() {
         "summary.md",
         "summary.json",
         "quarantine.json",
+        "changes.txt",
+        "changes.json",
         "demo.txt",
     ] {
         assert!(out.join(f).exists(), "{f} missing");
@@ -391,4 +394,59 @@ fn sentiment_train_and_status_report_held_out_accuracy() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["runs"].as_array().unwrap().len(), 1);
     assert!(v["runs"][0]["held_out"].as_u64().is_some());
+}
+
+#[test]
+fn detect_reads_observations_and_writes_the_contract() {
+    use std::io::Write;
+    let mut input = String::new();
+    for i in 0..80 {
+        let v = if i < 50 { 10.0 } else { 30.0 } + (i % 4) as f64;
+        input.push_str(&format!(
+            "{{\"series\": \"s1\", \"t\": {i}, \"value\": {v}}}\n"
+        ));
+        if i == 5 {
+            input.push_str("{\"series\": \"s1\", \"t\": 6, \"value\": \"high\"}\n");
+        }
+    }
+    for (mode, kind) in [("offline", "real"), ("online", "real")] {
+        let mut child = bin()
+            .args(["detect", "--mode", mode, "--kind", kind])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success(), "a bad line makes the run fail");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains("stdin line 7: field `value`"), "{stderr}");
+        let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "{mode}: {lines:?}");
+        let c = &lines[0];
+        for key in [
+            "series",
+            "index",
+            "t",
+            "direction",
+            "before",
+            "after",
+            "confidence",
+            "status",
+        ] {
+            assert!(c.get(key).is_some(), "{mode}: {key} missing in {c}");
+        }
+        assert_eq!(c["index"], 50, "{mode}");
+        assert_eq!(c["direction"], "up");
+    }
 }

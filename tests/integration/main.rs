@@ -4,6 +4,7 @@
 
 mod common;
 
+mod changes;
 mod cli;
 mod config;
 mod import;

@@ -328,16 +328,6 @@ impl Bocpd {
             .map(|i| &self.stats[i])
     }
 
-    /// Probability that the current regime began within `[from, to]`.
-    pub fn mass_between(&self, from: u64, to: u64) -> f64 {
-        self.log_p
-            .iter()
-            .zip(&self.start)
-            .filter(|(_, s)| (from..=to).contains(*s))
-            .map(|(lp, _)| lp.exp())
-            .sum()
-    }
-
     /// Changes the hazard's time scale (numeric clocks of unknown unit re-estimate it).
     pub fn set_tau(&mut self, tau: f64) {
         self.tau = tau.max(1e-9);

@@ -28,8 +28,10 @@ pub struct Item<'a> {
 ///   its distance from the old level, over the step times the observations on its side,
 ///   so the observations after a change together weigh about 1;
 /// - any other interaction (a ticket, a post, a survey comment in another channel) counts
-///   by how negative (for a drop) or positive (for a rise) its text is and, for drops, how
-///   severe it is, up to 1 — one very negative escalated ticket outweighs any one review.
+///   by how negative (for a drop) or positive (for a rise) its text is (up to 0.25) and,
+///   for drops, how severe it is (0.7 more for an escalated or reopened ticket): one very
+///   negative escalated ticket outweighs any one review, a merely unhappy comment does
+///   not outweigh the reviews that carry the step.
 ///
 /// Both decay with the distance in time from the change (`window_secs` is the e-folding
 /// time); what happened before a change can have caused it, so earlier items are not
@@ -70,7 +72,7 @@ pub fn influence(change: &Change, kind: Kind, item: &Item, window_secs: f64) -> 
             -sign * tone
         };
         let severity = if sign >= 0.0 { item.severity } else { 0.0 };
-        (0.5 * lean.max(0.0) + 0.5 * severity).min(1.0)
+        (0.25 * lean.max(0.0) + 0.7 * severity).min(1.0)
     };
     let proximity = (-(item.t - change.t).abs() / window_secs.max(1.0)).exp();
     raw.max(0.0) * proximity

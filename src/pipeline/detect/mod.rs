@@ -614,7 +614,9 @@ impl Online {
             .find(|(i, _)| *i == start)
             .map(|(_, t)| *t)
             .unwrap_or(p.t);
-        let confidence = det.mass_between(start.saturating_sub(2), start + 2).max(
+        // Confidence: the posterior probability that a new regime began after the
+        // current one's first observations (the most it reached for this candidate).
+        let confidence = mass.max(
             self.pending
                 .as_ref()
                 .filter(|q| q.start.abs_diff(start) <= 2)
@@ -696,6 +698,36 @@ impl Online {
         })
     }
 
+    /// Whether `value` would be an *incident* for this series: an extreme observation
+    /// against a regime of at least three observations that lean the other way (a
+    /// one-star review from a customer who gave fours and fives, a very negative ticket
+    /// from a content one). Incidents are recorded on the timeline; alone, they never make
+    /// a change (the detector needs `min_side` observations after a change).
+    pub fn incident(&self, value: f64) -> bool {
+        let Some(regime) = self.regime.as_ref() else {
+            return false;
+        };
+        if regime.count() < 3 {
+            return false;
+        }
+        let level = self.summary(regime);
+        match self.kind {
+            Kind::Stars => (value <= 1.0 && level >= 3.5) || (value >= 5.0 && level <= 2.0),
+            Kind::Sentiment => (value <= -0.6 && level >= 0.0) || (value >= 0.6 && level <= -0.3),
+            Kind::Nps => value <= 2.0 && level >= 30.0,
+            Kind::Outcome => value < 0.5 && level >= 0.75,
+            Kind::Real => false,
+        }
+    }
+
+    /// The current regime's level in the kind's units (mean stars, NPS score, rate).
+    pub fn level(&self) -> Option<f64> {
+        self.regime
+            .as_ref()
+            .filter(|r| r.count() > 0)
+            .map(|r| self.summary(r))
+    }
+
     /// Bytes of state, as stored.
     pub fn state_bytes(&self) -> usize {
         serde_json::to_vec(self).map_or(0, |v| v.len())
@@ -772,5 +804,115 @@ fn online_direction(kind: Kind, before: f64, after: f64, b: &Stats, a: &Stats) -
         Direction::Down
     } else {
         Direction::Change
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::streams::{Scenario, store_stream};
+
+    #[test]
+    fn results_are_deterministic() {
+        let s = store_stream(7, 1, Scenario::DipRecover);
+        let a = offline(Kind::Stars, &s.stars, &Settings::default());
+        let b = offline(Kind::Stars, &s.stars, &Settings::default());
+        assert_eq!(a, b);
+        let run = || {
+            let mut d = Online::new(Kind::Stars, &Settings::default());
+            s.stars
+                .iter()
+                .filter_map(|p| d.push(*p))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn one_extreme_review_is_never_a_change() {
+        let day = 86_400.0;
+        let mut pts: Vec<Point> = (0..200)
+            .map(|i| Point {
+                t: i as f64 * day / 2.0,
+                value: [5.0, 4.0, 5.0, 5.0, 4.0][i % 5],
+            })
+            .collect();
+        pts[120].value = 1.0;
+        assert!(offline(Kind::Stars, &pts, &Settings::default()).is_empty());
+        let mut d = Online::new(Kind::Stars, &Settings::default());
+        for p in &pts {
+            assert!(d.push(*p).is_none());
+        }
+        // ... though against a steady four-to-five-star regime it is an incident.
+        let mut d = Online::new(Kind::Stars, &Settings::default());
+        for p in &pts[..100] {
+            d.push(*p);
+        }
+        assert!(d.incident(1.0) && !d.incident(4.0));
+    }
+
+    #[test]
+    fn a_change_is_watched_before_it_is_confirmed() {
+        let day = 86_400.0;
+        let pts: Vec<Point> = (0..80)
+            .map(|i| Point {
+                t: i as f64 * day,
+                value: if i < 60 {
+                    0.6 + (i % 3) as f64 * 0.1
+                } else {
+                    -0.6 + (i % 3) as f64 * 0.1
+                },
+            })
+            .collect();
+        let mut d = Online::new(Kind::Sentiment, &Settings::default());
+        let mut watched_first = false;
+        let mut confirmed = None;
+        for p in &pts {
+            if let Some(c) = d.push(*p) {
+                confirmed = Some(c);
+                break;
+            }
+            if d.watching().is_some() {
+                watched_first = true;
+            }
+        }
+        let c = confirmed.expect("confirmed");
+        assert!(watched_first);
+        assert_eq!(c.index, 60);
+        assert_eq!(c.direction, Direction::Down);
+        assert!(c.n_after >= Settings::default().min_side);
+        assert!(
+            (c.before - 0.7).abs() < 0.05 && (c.after + 0.5).abs() < 0.05,
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn online_state_survives_a_restart() {
+        let settings = Settings::default();
+        let confirmed = |s: &crate::synth::streams::Stream| {
+            let mut whole = Online::new(Kind::Stars, &settings);
+            s.stars
+                .iter()
+                .filter_map(|p| whole.push(*p))
+                .collect::<Vec<Change>>()
+        };
+        let s = (0..20)
+            .map(|id| store_stream(11, id, Scenario::ShiftDown))
+            .find(|s| confirmed(s).len() == 1)
+            .expect("a stream whose drop is confirmed");
+        let all = confirmed(&s);
+        let mut first = Online::new(Kind::Stars, &settings);
+        let half = s.stars.len() / 2;
+        let mut got: Vec<Change> = s.stars[..half]
+            .iter()
+            .filter_map(|p| first.push(*p))
+            .collect();
+        let mut restarted: Online =
+            serde_json::from_str(&serde_json::to_string(&first).unwrap()).unwrap();
+        restarted.warm();
+        got.extend(s.stars[half..].iter().filter_map(|p| restarted.push(*p)));
+        assert_eq!(got, all);
+        assert!(!all.is_empty());
     }
 }
