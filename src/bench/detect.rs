@@ -407,6 +407,18 @@ pub fn synthetic(
                 s.direction_checked += 1;
                 if hit.direction == truth.direction {
                     s.direction_right += 1;
+                } else if trace {
+                    eprintln!(
+                        "  direction: {} truth {:?} {:.2}->{:.2} found {:?} {:.2}->{:.2} at {}",
+                        st.name,
+                        truth.direction,
+                        truth.stars_before,
+                        truth.stars_after,
+                        hit.direction,
+                        hit.before,
+                        hit.after,
+                        hit.index
+                    );
                 }
             }
             if truth.step && kind == Kind::Stars {

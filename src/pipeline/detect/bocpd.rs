@@ -9,16 +9,19 @@
 //!   prior), so a run's `start` is directly the index of the first observation after a
 //!   change;
 //! - at most `max_runs` run lengths are tracked: runs below `PRUNE_LOG_P` are dropped and,
-//!   past the cap, the second-oldest run is merged into the oldest (its mass kept, the
-//!   oldest's start and statistics kept), which bounds memory and time per observation.
+//!   past the cap, the least likely run joins its older neighbour (its mass kept; the
+//!   oldest run and the newest few are never merged away), which bounds memory and time
+//!   per observation without losing a likely change however long ago it began.
 //!
 //! The state is plain data (`serde`), so a daemon stores it per series and a restart
 //! continues where it stopped instead of re-reading history.
 
 use serde::{Deserialize, Serialize};
 
-/// Runs whose log posterior falls below this are dropped (e^-30 ≈ 1e-13).
-const PRUNE_LOG_P: f64 = -30.0;
+/// Runs whose log posterior falls below this are dropped (e^-20 ≈ 2e-9).
+const PRUNE_LOG_P: f64 = -20.0;
+/// The newest runs are never merged away at the cap.
+const YOUNG_RUNS: usize = 16;
 /// Counts up to this are looked up instead of computing a logarithm.
 const LN_TABLE: usize = 4096;
 
@@ -133,12 +136,14 @@ pub struct Bocpd {
     /// Observations seen.
     n: u64,
     last_t: Option<f64>,
-    /// Per run, newest first: log posterior, index of its first observation, statistics.
+    /// Per run, oldest first: log posterior, index of its first observation, statistics.
     log_p: Vec<f64>,
     start: Vec<u64>,
+    /// Time of each run's first observation.
+    start_t: Vec<f64>,
     stats: Vec<Stats>,
-    #[serde(skip)]
-    scratch: Vec<f64>,
+    /// Categorical: ln(alpha_k + j) per category, then ln(sum alpha + j). Normal-Gamma:
+    /// the Student-t's ln Γ((ν+1)/2) - ln Γ(ν/2) for a run of j observations.
     #[serde(skip)]
     ln_alpha: Vec<Vec<f64>>,
 }
@@ -153,8 +158,8 @@ impl Bocpd {
             last_t: None,
             log_p: Vec::new(),
             start: Vec::new(),
+            start_t: Vec::new(),
             stats: Vec::new(),
-            scratch: Vec::new(),
             ln_alpha: Vec::new(),
         };
         d.warm();
@@ -163,14 +168,36 @@ impl Bocpd {
 
     /// Rebuilds the lookup tables after deserialising.
     pub fn warm(&mut self) {
-        if let Model::Categorical { alpha } = &self.model {
-            let total: f64 = alpha.iter().sum();
-            let mut tables: Vec<Vec<f64>> = alpha
-                .iter()
-                .map(|a| (0..LN_TABLE).map(|j| (a + j as f64).ln()).collect())
-                .collect();
-            tables.push((0..LN_TABLE).map(|j| (total + j as f64).ln()).collect());
-            self.ln_alpha = tables;
+        self.ln_alpha.clear();
+        self.grow_tables((self.n as usize + 1).max(64));
+    }
+
+    /// Makes the lookup tables cover runs of up to `len` observations (doubling, capped
+    /// at `LN_TABLE`; past it the values are computed). A sparse timeline of a few
+    /// interactions never pays for a large table.
+    fn grow_tables(&mut self, len: usize) {
+        let have = self.ln_alpha.first().map_or(0, Vec::len);
+        if have >= len.min(LN_TABLE) {
+            return;
+        }
+        let size = len.next_power_of_two().clamp(64, LN_TABLE);
+        match &self.model {
+            Model::Categorical { alpha } => {
+                let total: f64 = alpha.iter().sum();
+                let mut tables: Vec<Vec<f64>> = alpha
+                    .iter()
+                    .map(|a| (0..size).map(|j| (a + j as f64).ln()).collect())
+                    .collect();
+                tables.push((0..size).map(|j| (total + j as f64).ln()).collect());
+                self.ln_alpha = tables;
+            }
+            Model::NormalGamma { alpha, .. } => {
+                let ratio = |j: usize| {
+                    let nu = 2.0 * alpha + j as f64;
+                    ln_gamma((nu + 1.0) / 2.0) - ln_gamma(nu / 2.0)
+                };
+                self.ln_alpha = vec![(0..size).map(ratio).collect()];
+            }
         }
     }
 
@@ -182,7 +209,7 @@ impl Bocpd {
         self.log_p.len()
     }
 
-    /// Runs as (posterior probability, first index, statistics), newest first.
+    /// Runs as (posterior probability, first index, statistics), oldest first.
     pub fn runs(&self) -> impl Iterator<Item = (f64, u64, &Stats)> {
         self.log_p
             .iter()
@@ -225,8 +252,13 @@ impl Bocpd {
                 let nu = 2.0 * an;
                 let s2 = bn * (kn + 1.0) / (an * kn);
                 let z = (v - mun).powi(2) / (nu * s2);
-                ln_gamma((nu + 1.0) / 2.0)
-                    - ln_gamma(nu / 2.0)
+                let gamma_ratio = self
+                    .ln_alpha
+                    .first()
+                    .and_then(|t| t.get(*n as usize))
+                    .copied()
+                    .unwrap_or_else(|| ln_gamma((nu + 1.0) / 2.0) - ln_gamma(nu / 2.0));
+                gamma_ratio
                     - 0.5 * (nu * std::f64::consts::PI * s2).ln()
                     - (nu + 1.0) / 2.0 * z.ln_1p()
             }
@@ -238,6 +270,7 @@ impl Bocpd {
     pub fn update(&mut self, t: f64, x: Obs) {
         let idx = self.n;
         self.n += 1;
+        self.grow_tables(self.n as usize + 1);
         let dt = match self.last_t {
             Some(prev) => (t - prev).max(0.0),
             None => f64::INFINITY,
@@ -249,75 +282,90 @@ impl Bocpd {
         if self.log_p.is_empty() {
             self.log_p.push(0.0);
             self.start.push(idx);
+            self.start_t.push(t);
             self.stats.push(fresh);
             return;
         }
         // ln H and ln(1 - H), kept finite so a burst at one timestamp stays well defined.
         let h = (-(-dt / self.tau).exp_m1()).clamp(1e-12, 1.0 - 1e-12);
         let (ln_h, ln_1mh) = (h.ln(), (-h).ln_1p());
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        let mut max = ln_h + prior_lp;
+        let cp = ln_h + prior_lp;
+        let mut max = cp;
         for i in 0..self.log_p.len() {
             let v = self.log_p[i] + ln_1mh + self.log_predictive(&self.stats[i], x);
             max = max.max(v);
-            scratch.push(v);
+            self.log_p[i] = v;
         }
-        let cp = ln_h + prior_lp;
         let mut sum = (cp - max).exp();
-        for &v in &scratch {
+        for &v in &self.log_p {
             sum += (v - max).exp();
         }
         let z = max + sum.ln();
-        // Rebuild newest-first: the new run, then every old run grown by one.
-        let mut keep_lp = Vec::with_capacity(scratch.len() + 1);
-        let mut keep_start = Vec::with_capacity(scratch.len() + 1);
-        let mut keep_stats = Vec::with_capacity(scratch.len() + 1);
-        keep_lp.push(cp - z);
-        keep_start.push(idx);
-        keep_stats.push(fresh);
-        let old_start = std::mem::take(&mut self.start);
-        let old_stats = std::mem::take(&mut self.stats);
-        for ((v, s), mut st) in scratch.iter().zip(old_start).zip(old_stats) {
-            let lp = v - z;
-            if lp < PRUNE_LOG_P {
+        // Runs are kept oldest first: every old run grows by one, the new run goes last,
+        // and runs too unlikely to matter are dropped in the same pass.
+        let mut w = 0;
+        for r in 0..self.log_p.len() {
+            let lp = self.log_p[r] - z;
+            if lp < PRUNE_LOG_P && r > 0 {
                 continue;
             }
-            st.add(x);
-            keep_lp.push(lp);
-            keep_start.push(s);
-            keep_stats.push(st);
+            self.log_p[w] = lp;
+            self.start[w] = self.start[r];
+            self.start_t[w] = self.start_t[r];
+            self.stats.swap(w, r);
+            self.stats[w].add(x);
+            w += 1;
         }
-        // Past the cap, the second-oldest run joins the oldest: the oldest keeps its start
-        // (the regime a detector compares against) and its statistics.
-        while keep_lp.len() > self.max_runs {
-            let i = keep_lp.len() - 2;
-            let merged = keep_lp.remove(i);
-            keep_start.remove(i);
-            keep_stats.remove(i);
-            let last = keep_lp.len() - 1;
-            keep_lp[last] = log_add(keep_lp[last], merged);
+        self.log_p.truncate(w);
+        self.start.truncate(w);
+        self.start_t.truncate(w);
+        self.stats.truncate(w);
+        self.log_p.push(cp - z);
+        self.start.push(idx);
+        self.start_t.push(t);
+        self.stats.push(fresh);
+        // Past the cap, the least likely run (never the oldest, which holds the regime a
+        // detector compares against, nor the newest few, still young) joins its older
+        // neighbour: its mass is kept, placed a little earlier. Likely candidates survive
+        // however old they are.
+        while self.log_p.len() > self.max_runs {
+            let young = YOUNG_RUNS.min(self.log_p.len() - 2);
+            let end = self.log_p.len() - young;
+            let i = (1..end)
+                .min_by(|&a, &b| self.log_p[a].total_cmp(&self.log_p[b]))
+                .unwrap_or(1);
+            let merged = self.log_p.remove(i);
+            self.start.remove(i);
+            self.start_t.remove(i);
+            self.stats.remove(i);
+            self.log_p[i - 1] = log_add(self.log_p[i - 1], merged);
         }
-        self.log_p = keep_lp;
-        self.start = keep_start;
-        self.stats = keep_stats;
-        self.scratch = scratch;
+    }
+
+    /// Time of the first observation of the run that began at `start`, if tracked.
+    pub fn start_time(&self, start: u64) -> Option<f64> {
+        self.start
+            .iter()
+            .position(|&s| s == start)
+            .map(|i| self.start_t[i])
     }
 
     /// Probability that the current regime began after index `after`, with the start
     /// most of that mass points at. `None` when no run started after `after`.
     pub fn mass_after(&self, after: u64) -> Option<(f64, u64)> {
-        let mut mass = 0.0;
+        // Runs are oldest first: sum the few that started early instead of the many after.
+        let mut early = 0.0;
         let mut best = (f64::NEG_INFINITY, 0);
         for (lp, &s) in self.log_p.iter().zip(&self.start) {
             if s > after {
-                mass += lp.exp();
                 if *lp > best.0 {
                     best = (*lp, s);
                 }
+            } else {
+                early += lp.exp();
             }
         }
-        (best.0 > f64::NEG_INFINITY).then_some((mass, best.1))
+        (best.0 > f64::NEG_INFINITY).then_some(((1.0 - early).max(0.0), best.1))
     }
 
     /// Statistics of the run that began at `start`, if it is still tracked.

@@ -224,7 +224,7 @@ impl Default for Settings {
             min_len: 5,
             min_side: 5,
             tau_secs: 365.0 * 86_400.0,
-            max_runs: 300,
+            max_runs: 128,
             confirm_mass: 0.9,
         }
     }
@@ -427,8 +427,6 @@ pub struct Online {
     /// Statistics of every observation since `anchor`.
     regime: Option<Stats>,
     pending: Option<Pending>,
-    /// Times of observations from the pending start on (to report the change time).
-    recent_t: Vec<(u64, f64)>,
     /// Real signals: the first observations, kept until a scale can be set.
     warmup: Vec<(f64, f64)>,
     scale: Option<(f64, f64)>,
@@ -459,7 +457,6 @@ impl Online {
             anchor: 0,
             regime: None,
             pending: None,
-            recent_t: Vec::new(),
             warmup: Vec::new(),
             scale: None,
             gap_sum: 0.0,
@@ -589,13 +586,9 @@ impl Online {
             .get_or_insert_with(|| Bocpd::new(model, tau, self.max_runs));
         det.set_tau(tau);
         det.update(p.t, x);
-        let idx = self.n;
         self.n += 1;
         let regime = self.regime.get_or_insert_with(|| det.empty_stats());
         regime.add(x);
-        if self.pending.is_some() || self.recent_t.len() < 64 {
-            self.recent_t.push((idx, p.t));
-        }
         let floor = self.anchor + self.min_len as u64 - 1;
         let Some((mass, start)) = det.mass_after(floor) else {
             self.forget_pending();
@@ -608,12 +601,7 @@ impl Online {
             }
             return None;
         }
-        let t_start = self
-            .recent_t
-            .iter()
-            .find(|(i, _)| *i == start)
-            .map(|(_, t)| *t)
-            .unwrap_or(p.t);
+        let t_start = det.start_time(start).unwrap_or(p.t);
         // Confidence: the posterior probability that a new regime began after the
         // current one's first observations (the most it reached for this candidate).
         let confidence = mass.max(
@@ -668,14 +656,11 @@ impl Online {
         self.anchor = start;
         self.regime = Some(after_stats);
         self.pending = None;
-        self.recent_t.retain(|(i, _)| *i >= start);
         Some(change)
     }
 
     fn forget_pending(&mut self) {
         self.pending = None;
-        let keep_from = self.n.saturating_sub(64);
-        self.recent_t.retain(|(i, _)| *i >= keep_from);
     }
 
     /// The change being followed but not yet confirmed, if any.

@@ -3,15 +3,54 @@
 
 use super::cost::Cost;
 
-/// PELT (Killick, Fearnhead & Eckley 2012): the exact optimum of
+/// Series up to this long are searched exactly; longer ones on blocks (see [`pelt`]).
+pub const EXACT_UP_TO: usize = 4_000;
+
+/// PELT (Killick, Fearnhead & Eckley 2012): the optimum of
 /// `sum(cost(segment)) + penalty * changes` over segmentations whose segments hold at least
 /// `min_len` observations. Returns the 0-based first index of every new segment.
 ///
-/// Linear in n when changes keep arriving; on a long stretch without any change the
-/// candidate set keeps growing, and the cost becomes quadratic there.
+/// Exact up to [`EXACT_UP_TO`] observations. PELT is linear in n only while changes keep
+/// arriving: inside a long stretch without a change nothing can be pruned and the work
+/// grows with the square of its length. Longer series are therefore searched on blocks of
+/// `ceil(n / EXACT_UP_TO)` observations (block sums of the same cost, so the same penalty
+/// applies), and every change found is then moved to its exact best position within a
+/// block either side. Two changes closer than a block merge; at that length they are
+/// closer than anything a report can show.
 pub fn pelt(cost: &Cost, penalty: f64, min_len: usize) -> Vec<usize> {
     let n = cost.len();
     let m = min_len.max(1);
+    if n <= EXACT_UP_TO {
+        return pelt_with(n, penalty, m, |a, b| cost.segment(a, b));
+    }
+    let block = n.div_ceil(EXACT_UP_TO);
+    let blocks = n.div_ceil(block);
+    let coarse = pelt_with(blocks, penalty, m.div_ceil(block), |a, b| {
+        cost.segment(a * block, (b * block).min(n))
+    });
+    let mut out: Vec<usize> = Vec::with_capacity(coarse.len());
+    for (i, &c) in coarse.iter().enumerate() {
+        let prev = out.last().copied().unwrap_or(0);
+        let next = coarse.get(i + 1).map_or(n, |&x| x * block);
+        let centre = c * block;
+        let lo = centre.saturating_sub(block - 1).max(prev + m);
+        let hi = (centre + block - 1).min(next.saturating_sub(m));
+        let best = (lo..=hi)
+            .map(|p| (cost.segment(prev, p) + cost.segment(p, next), p))
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+            .map_or(centre, |(_, p)| p);
+        out.push(best);
+    }
+    out
+}
+
+/// PELT over positions `0..n` with a segment cost function.
+fn pelt_with(
+    n: usize,
+    penalty: f64,
+    m: usize,
+    segment: impl Fn(usize, usize) -> f64,
+) -> Vec<usize> {
     if n < 2 * m {
         return Vec::new();
     }
@@ -28,7 +67,7 @@ pub fn pelt(cost: &Cost, penalty: f64, min_len: usize) -> Vec<usize> {
         values.clear();
         let (mut f, mut arg) = (f64::INFINITY, 0);
         for &s in &candidates {
-            let v = best[s] + cost.segment(s, t);
+            let v = best[s] + segment(s, t);
             values.push(v);
             if v + penalty < f {
                 f = v + penalty;
@@ -140,6 +179,26 @@ mod tests {
         assert_eq!(cps, vec![100, 180]);
         assert!((total(&cost, &cps, pen) - brute_force(&cost, pen, 5)).abs() < 1e-6);
         assert_eq!(binary_segmentation(&cost, pen, 5), vec![100, 180]);
+    }
+
+    #[test]
+    fn long_series_are_searched_on_blocks_and_refined_to_the_exact_position() {
+        let n = 20_000;
+        let mut state = 3u64;
+        let x: Vec<f64> = (0..n)
+            .map(|i| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let noise = ((state >> 33) as f64 / (1u64 << 31) as f64) - 0.5;
+                let level = [0.0, 1.0, -0.5, 0.7]
+                    [(i >= 4_003) as usize + (i >= 9_998) as usize + (i >= 15_001) as usize];
+                level + noise
+            })
+            .collect();
+        let cost = Cost::Mean(MeanSums::new(&x, 0.3));
+        let cps = pelt(&cost, 3.0 * (n as f64).ln(), 5);
+        assert_eq!(cps, vec![4_003, 9_998, 15_001]);
     }
 
     #[test]
