@@ -450,7 +450,8 @@ mod tests {
             };
             d.update(i as f64, Obs::Category(k));
             let total: f64 = d.runs().map(|r| r.0).sum();
-            assert!((total - 1.0).abs() < 1e-9, "{total}");
+            // Pruned runs take at most e^-20 each with them.
+            assert!((total - 1.0).abs() < 1e-6, "{total}");
         }
         let (mass, start) = d.mass_after(50).expect("a run after 50");
         assert!(mass > 0.99 && (98..=102).contains(&start), "{mass} {start}");
