@@ -185,6 +185,14 @@ pub async fn run(out: &Path) -> Result<DemoReport, DemoError> {
             .as_bytes(),
     )?;
 
+    // Change detection over everything imported, as the daemon does after each sync.
+    let analysis = crate::analyze::analyze(
+        store.as_ref(),
+        &crate::pipeline::detect::Settings::default(),
+        crate::store::now_ms(),
+    )
+    .await?;
+
     let countries: Vec<String> = config
         .locations
         .iter()
@@ -196,7 +204,17 @@ pub async fn run(out: &Path) -> Result<DemoReport, DemoError> {
     );
     for (k, c) in busiest.iter().enumerate() {
         let t = timeline::load(store.as_ref(), &c.customer_id, &countries).await?;
-        let table = timeline::render_table(&t);
+        let mut table = timeline::render_table(&t);
+        let changes = store
+            .changes(&crate::store::ChangeFilter {
+                entity: Some(("customer".into(), t.customer_id.clone())),
+                ..Default::default()
+            })
+            .await?;
+        if !changes.is_empty() {
+            table.push_str("\nChanges and incidents\n");
+            table.push_str(&crate::outputs::changes::render_table(&changes));
+        }
         write(
             &out.join("timelines")
                 .join(format!("{}.json", c.customer_id)),
@@ -218,13 +236,6 @@ pub async fn run(out: &Path) -> Result<DemoReport, DemoError> {
         }
     }
 
-    // Change detection over everything imported, as the daemon does after each sync.
-    let analysis = crate::analyze::analyze(
-        store.as_ref(),
-        &crate::pipeline::detect::Settings::default(),
-        crate::store::now_ms(),
-    )
-    .await?;
     let changes = store.changes(&Default::default()).await?;
     let confirmed: Vec<_> = changes
         .iter()
