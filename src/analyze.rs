@@ -44,6 +44,8 @@ pub struct AnalyzeReport {
     pub confirmed: u64,
     pub incidents: u64,
     pub watching: u64,
+    /// Pages another instance wrote first (this pass then stopped).
+    pub skipped_pages: u64,
 }
 
 /// A series an interaction belongs to.
@@ -330,6 +332,7 @@ pub async fn analyze(
             .map(|s| (s.series.clone(), s))
             .collect();
         let mut write = AnalysisWrite {
+            from_id: last,
             last_id: max_id,
             ..Default::default()
         };
@@ -426,7 +429,11 @@ pub async fn analyze(
             });
             seen_series.insert(name);
         }
-        store.save_analysis(write).await?;
+        if !store.save_analysis(write).await? {
+            // Another daemon on the same database analysed this page first; it carries on.
+            report.skipped_pages += 1;
+            break;
+        }
         last = max_id;
     }
     report.series = seen_series.len() as u64;

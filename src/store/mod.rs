@@ -254,6 +254,9 @@ pub struct AnalysisWrite {
     pub changes: Vec<ChangeRecord>,
     /// Per series, the change it is watching now (replaces the previous watch).
     pub watching: Vec<(String, Option<ChangeRecord>)>,
+    /// The progress mark the pass started from; if another instance has moved it since,
+    /// nothing is written (that instance did this work).
+    pub from_id: i64,
     /// The highest interaction id read.
     pub last_id: i64,
 }
@@ -352,7 +355,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         to_ms: i64,
     ) -> Result<Vec<StoredInteraction>>;
     async fn series_states(&self, series: &[String]) -> Result<Vec<SeriesState>>;
-    async fn save_analysis(&self, write: AnalysisWrite) -> Result<()>;
+    /// Writes a pass's page in one transaction; `false` when the progress mark was no
+    /// longer `write.from_id` (another daemon wrote this page first) and nothing was written.
+    async fn save_analysis(&self, write: AnalysisWrite) -> Result<bool>;
     /// Forgets every detector state and change, so the next pass reads all history again.
     async fn reset_analysis(&self) -> Result<()>;
     /// Stored changes, newest first.

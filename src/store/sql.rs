@@ -960,9 +960,19 @@ macro_rules! impl_store {
                 Ok(out)
             }
 
-            async fn save_analysis(&self, w: AnalysisWrite) -> Result<()> {
+            async fn save_analysis(&self, w: AnalysisWrite) -> Result<bool> {
                 let now = now_ms();
+                // Writers hold one lock (BEGIN IMMEDIATE / the advisory lock), so the mark
+                // read here cannot move before this transaction commits.
                 let mut tx = self.begin_write().await?;
+                let mark: Option<i64> =
+                    sqlx::query_scalar("SELECT last_id FROM analysis_progress WHERE name = 'changes'")
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if mark.unwrap_or(0) != w.from_id {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
                 for s in &w.rebuilt {
                     sqlx::query("DELETE FROM changes WHERE series = $1")
                         .bind(s)
@@ -1030,7 +1040,7 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(true)
             }
 
             async fn reset_analysis(&self) -> Result<()> {

@@ -231,6 +231,16 @@ async fn a_drop_is_confirmed_once_with_its_evidence(db: TestDb) {
         drop.change.evidence
     );
 
+    // A second daemon that read the same page writes nothing: the mark has moved.
+    let mark = s.analysis_progress().await.unwrap();
+    let stale = tideline::store::AnalysisWrite {
+        from_id: 0,
+        last_id: mark,
+        ..Default::default()
+    };
+    assert!(!s.save_analysis(stale).await.unwrap());
+    assert_eq!(s.analysis_progress().await.unwrap(), mark);
+
     // Nothing new: a pass reads nothing and stores nothing twice.
     let before = s.changes(&ChangeFilter::default()).await.unwrap().len();
     let r3 = analyze(s, &Settings::default(), T0 + 201 * DAY)
