@@ -230,9 +230,31 @@ impl Default for Settings {
     }
 }
 
-/// Population scale used for the mean-shift cost on sentiment (legal online: a constant,
-/// not the series' own spread).
+/// Prior scale of sentiment (the spread of a scorer's output over customer feedback); the
+/// detectors replace it with the series' own noise once they have seen enough of it.
 const SENTIMENT_SCALE: f64 = 0.5;
+/// The smallest noise scale assumed for sentiment: a scorer that repeats one value does
+/// not make every wobble significant.
+const MIN_SENTIMENT_SCALE: f64 = 0.05;
+
+/// A series' noise scale from its first differences (`sd(diff) / sqrt 2`), which a level
+/// shift barely moves: a change does not inflate the noise it is tested against.
+fn noise_scale(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let v: Vec<f64> = values.collect();
+    if v.len() < 10 {
+        return None;
+    }
+    let d: Vec<f64> = v.windows(2).map(|w| w[1] - w[0]).collect();
+    let m = mean(&d);
+    let var = d.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (d.len() - 1) as f64;
+    Some((var / 2.0).sqrt())
+}
+
+fn sentiment_scale(values: impl Iterator<Item = f64>) -> f64 {
+    noise_scale(values)
+        .unwrap_or(SENTIMENT_SCALE)
+        .max(MIN_SENTIMENT_SCALE)
+}
 
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
@@ -281,7 +303,10 @@ fn offline_cost(kind: Kind, values: &[f64]) -> Option<Cost> {
             let z: Vec<f64> = values.iter().map(|v| (v - m) / sd).collect();
             Cost::Linear(LinearSums::new(&z, 1.0))
         }
-        Kind::Sentiment => Cost::Mean(MeanSums::new(values, SENTIMENT_SCALE)),
+        Kind::Sentiment => Cost::Mean(MeanSums::new(
+            values,
+            sentiment_scale(values.iter().copied()),
+        )),
         Kind::Stars | Kind::Nps | Kind::Outcome => {
             let k = kind.categories().expect("categorical kind");
             let cats: Vec<u8> = values.iter().map(|&v| kind.category(v)).collect();
@@ -329,7 +354,7 @@ pub fn offline_reviews(points: &[Point], sentiment: &[Option<f64>], s: &Settings
     let text = Cost::Mean(MeanSums::with_gaps(
         sentiment.iter().copied(),
         n,
-        SENTIMENT_SCALE,
+        sentiment_scale(sentiment.iter().flatten().copied()),
     ));
     let cost = Cost::Sum(vec![stars, text]);
     let pen = penalty(Kind::Stars, s, n) + penalty(Kind::Sentiment, s, n) / 2.0;
@@ -739,22 +764,27 @@ fn split_gain(kind: Kind, before: &Stats, after: &Stats) -> f64 {
         }
         (
             Stats::Moments {
-                n: nb, mean: mb, ..
+                n: nb,
+                mean: mb,
+                m2: sb,
             },
             Stats::Moments {
-                n: na, mean: ma, ..
+                n: na,
+                mean: ma,
+                m2: sa,
             },
         ) => {
             let n = nb + na;
-            if n <= 0.0 {
+            if n <= 2.0 {
                 return 0.0;
             }
-            let scale = if kind == Kind::Sentiment {
-                SENTIMENT_SCALE
-            } else {
-                1.0
+            // The two-sample statistic against the pooled spread within the two regimes
+            // (sentiment: never below MIN_SENTIMENT_SCALE; real values are standardised).
+            let var = match kind {
+                Kind::Sentiment => ((sb + sa) / (n - 2.0)).max(MIN_SENTIMENT_SCALE.powi(2)),
+                _ => ((sb + sa) / (n - 2.0)).max(1e-6),
             };
-            nb * na / n * (mb - ma).powi(2) / (scale * scale)
+            nb * na / n * (mb - ma).powi(2) / var
         }
         _ => 0.0,
     }
@@ -899,5 +929,48 @@ mod tests {
         got.extend(s.stars[half..].iter().filter_map(|p| restarted.push(*p)));
         assert_eq!(got, all);
         assert!(!all.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod scale_tests {
+    use super::*;
+    use crate::synth::Rng;
+
+    fn noisy(seed: u64, n: usize, level: impl Fn(usize) -> f64, sd: f64) -> Vec<Point> {
+        let mut r = Rng::new(seed);
+        (0..n)
+            .map(|i| {
+                // Sum of uniforms: roughly normal, sd as asked.
+                let u: f64 = (0..12)
+                    .map(|_| r.below(10_000) as f64 / 10_000.0)
+                    .sum::<f64>()
+                    - 6.0;
+                Point {
+                    t: i as f64 * 43_200.0,
+                    value: (level(i) + sd * u).clamp(-1.0, 1.0),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sentiment_detection_follows_the_series_own_noise() {
+        let s = Settings::default();
+        // A scorer with a narrow spread: a 0.15 drop is plain to see.
+        let quiet = noisy(1, 300, |i| if i < 150 { 0.35 } else { 0.2 }, 0.08);
+        let found = offline(Kind::Sentiment, &quiet, &s);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].index.abs_diff(150) <= 5);
+        // A wide spread without a change: nothing, offline or online.
+        for seed in 2..6 {
+            let loud = noisy(seed, 400, |_| 0.1, 0.7);
+            assert!(
+                offline(Kind::Sentiment, &loud, &s).is_empty(),
+                "seed {seed}"
+            );
+            let mut d = Online::new(Kind::Sentiment, &s);
+            assert!(loud.iter().all(|p| d.push(*p).is_none()), "seed {seed}");
+        }
     }
 }
