@@ -40,13 +40,19 @@ pub mod metrics {
 
     /// Truth points that get a distinct prediction within the margin (closest first).
     fn matched(truth: &[usize], pred: &[usize], margin: usize) -> usize {
+        let pos = |v: &[usize]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+        matched_at(&pos(truth), &pos(pred), margin as f64)
+    }
+
+    /// [`matched`] on any increasing positions (indexes or times).
+    fn matched_at(truth: &[f64], pred: &[f64], margin: f64) -> usize {
         let mut unused = pred.to_vec();
         let mut hits = 0;
         for &t in truth {
-            let (mut best, mut dist) = (None, margin + 1);
+            let (mut best, mut dist) = (None, f64::INFINITY);
             for (i, &p) in unused.iter().enumerate() {
-                let d = p.abs_diff(t);
-                if d < dist {
+                let d = (p - t).abs();
+                if d <= margin && d < dist {
                     best = Some(i);
                     dist = d;
                 } else if p > t + margin {
@@ -59,6 +65,38 @@ pub mod metrics {
             }
         }
         hits
+    }
+
+    /// F1 as [`f1`], but a prediction matches a truth point when their *times* are within
+    /// `margin_secs` (`times[i]` is observation i's time): how a manager reads "when".
+    pub fn f1_time(
+        annotations: &[Vec<usize>],
+        pred: &[usize],
+        times: &[f64],
+        margin_secs: f64,
+    ) -> f64 {
+        let n = times.len();
+        let at =
+            |v: &[usize]| -> Vec<f64> { clean(v, n, true).iter().map(|&i| times[i]).collect() };
+        let ann: Vec<Vec<f64>> = if annotations.is_empty() {
+            vec![at(&[])]
+        } else {
+            annotations.iter().map(|a| at(a)).collect()
+        };
+        let pred = at(pred);
+        let mut union: Vec<f64> = ann.iter().flatten().copied().collect();
+        union.sort_by(f64::total_cmp);
+        union.dedup();
+        let precision = matched_at(&union, &pred, margin_secs) as f64 / pred.len() as f64;
+        let recall = ann
+            .iter()
+            .map(|a| matched_at(a, &pred, margin_secs) as f64 / a.len() as f64)
+            .sum::<f64>()
+            / ann.len() as f64;
+        if precision == 0.0 && recall == 0.0 {
+            return 0.0;
+        }
+        2.0 * precision * recall / (precision + recall)
     }
 
     /// F1 with `margin` against several annotators: precision against their union,
@@ -261,6 +299,8 @@ pub struct SynthScore {
     pub streams: usize,
     pub f1: f64,
     pub strict_f1: f64,
+    /// F1 with a ±7-day margin instead of ±5 observations.
+    pub f1_week: f64,
     pub cover: f64,
     /// Stores without a real change that got any change reported (watch included).
     pub false_alarms: usize,
@@ -359,6 +399,8 @@ pub fn synthetic(
         }
         s.f1 += f1;
         s.strict_f1 += metrics::f1(&st.annotations, &idx, n, false);
+        let times: Vec<f64> = points.iter().map(|p| p.t).collect();
+        s.f1_week += metrics::f1_time(&st.annotations, &idx, &times, 7.0 * 86_400.0);
         s.cover += metrics::cover(&st.annotations, &idx, n);
         s.streams += 1;
         let e = by_scenario.entry(st.scenario.as_str()).or_default();
@@ -442,6 +484,7 @@ pub fn synthetic(
     let k = s.streams.max(1) as f64;
     s.f1 /= k;
     s.strict_f1 /= k;
+    s.f1_week /= k;
     s.cover /= k;
     s.per_scenario = by_scenario
         .into_iter()
@@ -724,9 +767,10 @@ pub fn report(o: &BenchOptions, out: &mut impl std::io::Write) -> Result<(), Det
             };
             writeln!(
                 out,
-                "{mode_name} {name:10}: F1 {:.3} (strict {:.3}), cover {:.3}; false alarms on {} quiet stores: {} confirmed, {} with any report; direction {}/{}{steps}",
+                "{mode_name} {name:10}: F1 {:.3} (strict {:.3}; within 7 days {:.3}), cover {:.3}; false alarms on {} quiet stores: {} confirmed, {} with any report; direction {}/{}{steps}",
                 s.f1,
                 s.strict_f1,
+                s.f1_week,
                 s.cover,
                 s.quiet_streams,
                 s.confirmed_false_alarms,
