@@ -252,9 +252,12 @@ enum BenchCommand {
         /// Write the TCPD predictions as JSON (`{series: [index, ...]}`) for cpd_score.py.
         #[arg(long)]
         predictions: Option<PathBuf>,
-        /// Seeds of the generated stores (none: skip them).
+        /// Seeds of the generated stores.
         #[arg(long, value_delimiter = ',', default_values_t = vec![7, 11, 13])]
         seed: Vec<u64>,
+        /// Skip the generated stores.
+        #[arg(long)]
+        no_streams: bool,
         #[arg(long, default_value_t = 15)]
         stores_per_scenario: usize,
         /// Skip the throughput runs.
@@ -691,6 +694,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     tcpd,
                     predictions,
                     seed,
+                    no_streams,
                     stores_per_scenario,
                     no_throughput,
                     verbose,
@@ -700,7 +704,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let options = tideline::bench::detect::BenchOptions {
                 tcpd,
                 predictions,
-                seeds: seed,
+                seeds: if no_streams { Vec::new() } else { seed },
                 stores_per_scenario,
                 throughput: !no_throughput,
                 verbose,
