@@ -42,7 +42,8 @@ const SAMPLES: &[(&str, &[u8])] = &[
 ];
 
 /// (file, preset, mapping, source)
-const IMPORTS: &[(&str, Preset, Option<&str>, &str)] = &[
+/// The bundled samples in import order: (file, preset, mapping, source).
+pub const IMPORTS: &[(&str, Preset, Option<&str>, &str)] = &[
     ("zendesk_tickets.csv", Preset::ZendeskCsv, None, "zendesk"),
     (
         "zendesk_incremental_page1.json",

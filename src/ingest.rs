@@ -32,6 +32,8 @@ pub enum IngestError {
     UnknownPreset { name: String },
     #[error("the reader thread failed: {0}")]
     Reader(String),
+    #[error(transparent)]
+    Erasure(#[from] crate::erasure::ErasureError),
 }
 
 /// What `tideline import` was asked to do.
@@ -62,6 +64,8 @@ pub struct ImportReport {
     /// Emails or phones present but unreadable, such as Excel's `4.91701E+12`: kept in
     /// the raw record, not used to join customers.
     pub unreadable_identities: u64,
+    /// Records (and rejected rows) of erased people, dropped unread.
+    pub erased: u64,
     pub seconds: f64,
     /// Time spent reading and analysing (on the reader thread) and writing (in the store).
     pub seconds_reading: f64,
@@ -170,6 +174,23 @@ fn progress_bar(config: &Config, total_bytes: u64) -> ProgressBar {
 }
 
 /// Imports one file. Returns the counts; row-level problems are quarantined, not errors.
+/// Drops what belongs to erased people: interactions carrying a tombstoned identity and
+/// rejected rows that name a tombstoned email.
+fn drop_erased(
+    tombstones: Option<&crate::erasure::Tombstones>,
+    mut interactions: Vec<crate::model::Interaction>,
+    mut rejects: Vec<RowError>,
+) -> (Vec<crate::model::Interaction>, Vec<RowError>, u64) {
+    let Some(t) = tombstones else {
+        return (interactions, rejects, 0);
+    };
+    let before = interactions.len() + rejects.len();
+    interactions.retain(|i| !t.erased(i));
+    rejects.retain(|e| !t.names_erased(&e.raw));
+    let dropped = (before - interactions.len() - rejects.len()) as u64;
+    (interactions, rejects, dropped)
+}
+
 pub async fn import_file(
     store: &dyn Store,
     analyzer: Arc<Analyzer>,
@@ -211,6 +232,7 @@ pub async fn import_file(
     };
     let hash = file_hash(&opts.path).map_err(io_err)?;
     let size = std::fs::metadata(&opts.path).map_err(io_err)?.len();
+    let tombstones = crate::erasure::filter_for(store, config).await?;
     let run = store
         .start_import_run(
             &source,
@@ -284,10 +306,15 @@ pub async fn import_file(
     while let Some((read, processed)) = rx.recv().await {
         report.read += read;
         let unreadable = processed.unreadable_identities;
+        let (interactions, rejects, erased) = drop_erased(
+            tombstones.as_ref(),
+            processed.interactions,
+            processed.rejects,
+        );
+        report.erased += erased;
         let batch = WriteBatch {
-            interactions: processed.interactions,
-            rejects: processed
-                .rejects
+            interactions,
+            rejects: rejects
                 .into_iter()
                 .map(|e| quarantine_entry(e, &source, opts.preset, &replay))
                 .collect(),
@@ -358,6 +385,7 @@ pub async fn replay_quarantine(
     mapping_override: Option<&Path>,
 ) -> Result<ReplayReport, IngestError> {
     let mut report = ReplayReport::default();
+    let tombstones = crate::erasure::filter_for(store, config).await?;
     let override_mapping = match mapping_override {
         Some(p) => Some(Mapping::load(p).map_err(ImportError::from)?),
         None => None,
@@ -402,10 +430,14 @@ pub async fn replay_quarantine(
             },
         };
         let ok = processed.rejects.is_empty();
+        let (interactions, rejects, _) = drop_erased(
+            tombstones.as_ref(),
+            processed.interactions,
+            processed.rejects,
+        );
         let batch = WriteBatch {
-            interactions: processed.interactions,
-            rejects: processed
-                .rejects
+            interactions,
+            rejects: rejects
                 .into_iter()
                 .map(|e| quarantine_entry(e, &item.entry.source, preset, &opts))
                 .collect(),

@@ -8,6 +8,7 @@ pub mod config;
 pub mod connectors;
 pub mod demo;
 pub mod detect;
+pub mod erasure;
 pub mod ingest;
 pub mod learn;
 pub mod model;

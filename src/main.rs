@@ -153,6 +153,15 @@ enum CustomersCommand {
         #[arg(long, value_enum, default_value_t = TimelineFormat::Table)]
         format: TimelineFormat,
     },
+    /// Erase a person (GDPR): their customer, identities, interactions, quarantined rows and
+    /// derived figures; only keyed hashes stay, so later imports bring nothing of them back.
+    Erase {
+        /// An email, a phone number, a platform id or a customer id.
+        identity: String,
+        /// Confirm: without it, nothing is erased.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -597,6 +606,25 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Sentiment { command } => sentiment_command(&config, command).await,
+        Command::Customers {
+            command: CustomersCommand::Erase { identity, yes },
+        } => {
+            if !yes {
+                eprintln!(
+                    "erasure cannot be undone; run again with --yes to erase everything Tideline holds on {}",
+                    tideline::outputs::one_line(&identity, 120)
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            let store = open_store(&config).await?;
+            let (customer, o) =
+                tideline::erasure::erase(store.as_ref(), &config, &identity).await?;
+            println!(
+                "erased customer {customer}: {} interaction(s), {} identit(ies), {} quarantined row(s), {} link suggestion(s); change detection will rebuild on its next pass",
+                o.interactions, o.identities, o.quarantined, o.suggestions
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Customers {
             command: CustomersCommand::Suggestions { format },
         } => {

@@ -51,6 +51,7 @@ struct RawConfig {
 struct RawIdentity {
     blocked: Option<Vec<String>>,
     blocked_local_parts: Option<Vec<String>>,
+    erasure_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -188,6 +189,9 @@ pub struct Config {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdentityConfig {
     pub guard: crate::pipeline::identify::IdentityGuard,
+    /// The key of the erasure tombstones' hashes (`None`: `erasure.key` in the data
+    /// directory, created on first use). Daemons sharing one database need the same file.
+    pub erasure_key_file: Option<PathBuf>,
 }
 
 /// Values from the environment and the command line that win over the file.
@@ -511,7 +515,10 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
             sentiment_adapt_cron,
             detect_cron,
         },
-        identity: IdentityConfig { guard },
+        identity: IdentityConfig {
+            guard,
+            erasure_key_file: raw.identity.erasure_key_file,
+        },
         locations,
     })
 }

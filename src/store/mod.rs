@@ -270,6 +270,29 @@ pub struct ChangeFilter {
     pub limit: Option<i64>,
 }
 
+/// What an erasure removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ErasureOutcome {
+    pub customers: u64,
+    pub identities: u64,
+    pub interactions: u64,
+    pub quarantined: u64,
+    pub suggestions: u64,
+}
+
+/// One person to erase: their customer id, and what to keep of them.
+#[derive(Debug, Clone, Default)]
+pub struct Erasure {
+    pub customer_id: String,
+    /// Keyed hashes of every identity, kept as tombstones.
+    pub tombstones: Vec<String>,
+    /// Keyed hash of the customer id, for the CRM sync's record.
+    pub subject: String,
+    /// Substrings that mark a quarantined raw row as theirs (emails in lower case, phones
+    /// in the forms exports write them).
+    pub quarantine_needles: Vec<String>,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
     pub interactions: i64,
@@ -362,6 +385,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn reset_analysis(&self) -> Result<()>;
     /// Stored changes, newest first.
     async fn changes(&self, filter: &ChangeFilter) -> Result<Vec<StoredChange>>;
+
+    /// Removes a person in one transaction: their customer (and those merged into it),
+    /// identities, interactions with their replies and comments, quarantined rows that name
+    /// them, link suggestions, and every change and detector state (derived figures are
+    /// rebuilt by the next analysis pass); keeps the tombstones and an erasure record.
+    async fn erase(&self, erasure: &Erasure) -> Result<ErasureOutcome>;
+    /// Every tombstone hash.
+    async fn tombstones(&self) -> Result<std::collections::HashSet<String>>;
+    /// (source, external_id) of a customer's interactions and of the replies and comments
+    /// that answer them: what an erasure removes.
+    async fn erasable_items(&self, customer_id: &str) -> Result<Vec<(String, String)>>;
 
     /// Every interaction's (source, external_id, content_hash, customer_id), sorted; for
     /// tests and consistency checks.

@@ -1116,6 +1116,133 @@ macro_rules! impl_store {
                     .collect()
             }
 
+            async fn erase(&self, e: &Erasure) -> Result<ErasureOutcome> {
+                let now = now_ms();
+                let mut out = ErasureOutcome::default();
+                let mut tx = self.begin_write().await?;
+                // The customer and every customer merged into it, however deep.
+                let mut ids = vec![e.customer_id.clone()];
+                let mut frontier = ids.clone();
+                while let Some(id) = frontier.pop() {
+                    let rows = sqlx::query("SELECT id FROM customers WHERE merged_into = $1")
+                        .bind(&id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    for r in rows {
+                        let child: String = r.try_get("id")?;
+                        if !ids.contains(&child) {
+                            ids.push(child.clone());
+                            frontier.push(child);
+                        }
+                    }
+                }
+                let mut keys: Vec<String> = Vec::new();
+                for id in &ids {
+                    for r in sqlx::query("SELECT kind, value FROM identities WHERE customer_id = $1")
+                        .bind(id)
+                        .fetch_all(&mut *tx)
+                        .await?
+                    {
+                        let kind: String = r.try_get("kind")?;
+                        let value: String = r.try_get("value")?;
+                        keys.push(format!("{kind}:{value}"));
+                    }
+                    // Replies and comments that answer their interactions go with them.
+                    out.interactions += sqlx::query(
+                        "DELETE FROM interactions WHERE parent_external_id IS NOT NULL AND EXISTS ( \
+                         SELECT 1 FROM interactions p WHERE p.customer_id = $1 \
+                         AND p.source = interactions.source AND p.external_id = interactions.parent_external_id)",
+                    )
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    out.interactions += sqlx::query("DELETE FROM interactions WHERE customer_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    out.identities += sqlx::query("DELETE FROM identities WHERE customer_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                for k in &keys {
+                    out.suggestions += sqlx::query(
+                        "DELETE FROM link_suggestions WHERE identity_a = $1 OR identity_b = $1",
+                    )
+                    .bind(k)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
+                for needle in &e.quarantine_needles {
+                    out.quarantined += sqlx::query(
+                        "DELETE FROM quarantine WHERE LOWER(raw) LIKE $1 OR LOWER(message) LIKE $1",
+                    )
+                    .bind(format!("%{}%", needle.replace('%', "").replace('_', "")))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
+                // Merged rows point at the survivor: delete from the leaves up.
+                for id in ids.iter().rev() {
+                    out.customers += sqlx::query("DELETE FROM customers WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                for table in ["changes", "series_state", "analysis_progress"] {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for h in &e.tombstones {
+                    sqlx::query(
+                        "INSERT INTO tombstones (hash, erased_at_ms) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
+                    )
+                    .bind(h)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO erasures (subject, identities, interactions, erased_at_ms) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&e.subject)
+                .bind(out.identities as i64)
+                .bind(out.interactions as i64)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(out)
+            }
+
+            async fn erasable_items(&self, customer_id: &str) -> Result<Vec<(String, String)>> {
+                let rows = sqlx::query(
+                    "SELECT source, external_id FROM interactions WHERE customer_id = $1 \
+                     UNION SELECT c.source, c.external_id FROM interactions c JOIN interactions p \
+                     ON p.source = c.source AND p.external_id = c.parent_external_id \
+                     WHERE p.customer_id = $1",
+                )
+                .bind(customer_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("source")?, r.try_get("external_id")?)))
+                    .collect()
+            }
+
+            async fn tombstones(&self) -> Result<std::collections::HashSet<String>> {
+                let rows = sqlx::query("SELECT hash FROM tombstones")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| Ok(r.try_get("hash")?)).collect()
+            }
+
             async fn fingerprint(&self) -> Result<Vec<(String, String, String, Option<String>)>> {
                 let rows = sqlx::query(
                     "SELECT source, external_id, content_hash, customer_id FROM interactions \

@@ -18,6 +18,8 @@ pub struct TestDb {
     pub store: Arc<dyn Store>,
     pub dir: tempfile::TempDir,
     schema: Option<String>,
+    /// The store's own URL, for tests that inspect the database directly.
+    pub url: Secret,
 }
 
 pub fn postgres_url() -> String {
@@ -59,6 +61,7 @@ impl TestDb {
                     store,
                     dir,
                     schema: None,
+                    url,
                 })
             }
             Backend::Postgres => {
@@ -89,6 +92,7 @@ impl TestDb {
                     store,
                     dir,
                     schema: Some(schema),
+                    url,
                 })
             }
         }

@@ -7,6 +7,7 @@ mod common;
 mod changes;
 mod cli;
 mod config;
+mod erasure;
 mod import;
 mod learn;
 mod storage;
