@@ -153,6 +153,13 @@ enum CustomersCommand {
         #[arg(long, value_enum, default_value_t = TimelineFormat::Table)]
         format: TimelineFormat,
     },
+    /// One customer: identities, where they spoke, changes, open link suggestions.
+    Show {
+        /// An email, a phone number, a platform id or a customer id.
+        identity: String,
+        #[arg(long, value_enum, default_value_t = TimelineFormat::Table)]
+        format: TimelineFormat,
+    },
     /// Erase a person (GDPR): their customer, identities, interactions, quarantined rows and
     /// derived figures; only keyed hashes stay, so later imports bring nothing of them back.
     Erase {
@@ -606,6 +613,25 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Sentiment { command } => sentiment_command(&config, command).await,
+        Command::Customers {
+            command: CustomersCommand::Show { identity, format },
+        } => {
+            let store = open_store(&config).await?;
+            let countries: Vec<String> = config
+                .locations
+                .iter()
+                .filter_map(|l| l.country.clone())
+                .collect();
+            let v =
+                tideline::outputs::customer::show(store.as_ref(), &identity, &countries).await?;
+            match format {
+                TimelineFormat::Json => println!("{}", serde_json::to_string_pretty(&v)?),
+                TimelineFormat::Table => {
+                    print!("{}", tideline::outputs::customer::render_table(&v))
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Customers {
             command: CustomersCommand::Erase { identity, yes },
         } => {

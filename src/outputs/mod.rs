@@ -2,6 +2,7 @@
 //! today; reports, the dashboard, digests and CRM sync later. None of them writes.
 
 pub mod changes;
+pub mod customer;
 pub mod quarantine;
 pub mod summary;
 pub mod timeline;

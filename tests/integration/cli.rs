@@ -450,3 +450,50 @@ fn detect_reads_observations_and_writes_the_contract() {
         assert_eq!(c["direction"], "up");
     }
 }
+
+#[test]
+fn customers_show_and_erase_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    ok(&bin().arg("demo").arg("--out").arg(&out).output().unwrap());
+    let db = out.join("tideline.db");
+    let shown = ok(&with_db(&db)
+        .arg("--data-dir")
+        .arg(&out)
+        .args([
+            "customers",
+            "show",
+            "burak.sahin@example.net",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap());
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert!(v["interactions"].as_u64().unwrap() >= 5, "{v}");
+    assert!(v["identities"].as_array().unwrap().len() >= 3);
+
+    // Without --yes nothing happens.
+    let refused = with_db(&db)
+        .arg("--data-dir")
+        .arg(&out)
+        .args(["customers", "erase", "burak.sahin@example.net"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
+    let erased = ok(&with_db(&db)
+        .arg("--data-dir")
+        .arg(&out)
+        .args(["customers", "erase", "burak.sahin@example.net", "--yes"])
+        .output()
+        .unwrap());
+    assert!(erased.contains("erased customer cus_"), "{erased}");
+    let gone = with_db(&db)
+        .arg("--data-dir")
+        .arg(&out)
+        .args(["customers", "show", "burak.sahin@example.net"])
+        .output()
+        .unwrap();
+    assert!(!gone.status.success(), "the customer is gone");
+}

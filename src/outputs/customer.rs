@@ -1,0 +1,100 @@
+//! `tideline customers show`: who a customer is, where they spoke, what changed.
+
+use super::timeline::{self, TimelineError};
+use super::{one_line, rfc3339};
+use crate::store::{ChangeFilter, LinkSuggestion, Store};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Serialize)]
+pub struct CustomerView {
+    pub customer_id: String,
+    pub display_name: Option<String>,
+    /// `kind:value` of every identity.
+    pub identities: Vec<String>,
+    pub interactions: usize,
+    /// Interactions per source.
+    pub sources: BTreeMap<String, usize>,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    pub changes: usize,
+    pub incidents: usize,
+    /// Open link suggestions that involve one of their identities.
+    pub suggestions: Vec<LinkSuggestion>,
+}
+
+pub async fn show(
+    store: &dyn Store,
+    arg: &str,
+    countries: &[String],
+) -> Result<CustomerView, TimelineError> {
+    let id = timeline::resolve(store, arg, countries).await?;
+    let customer = store
+        .customer(&id)
+        .await?
+        .ok_or_else(|| TimelineError::NotFound(arg.to_string()))?;
+    let items = store.timeline(&customer.id).await?;
+    let mut sources = BTreeMap::new();
+    for i in &items {
+        *sources.entry(i.interaction.source.clone()).or_insert(0) += 1;
+    }
+    let changes = store
+        .changes(&ChangeFilter {
+            entity: Some(("customer".into(), customer.id.clone())),
+            ..Default::default()
+        })
+        .await?;
+    let keys: Vec<String> = customer.identities.iter().map(|i| i.key()).collect();
+    let suggestions = store
+        .link_suggestions()
+        .await?
+        .into_iter()
+        .filter(|s| keys.contains(&s.shared.key()) || keys.contains(&s.other.key()))
+        .collect();
+    Ok(CustomerView {
+        display_name: customer.display_name,
+        identities: keys,
+        interactions: items.len(),
+        first_seen: items.first().map(|i| rfc3339(i.interaction.occurred_at_ms)),
+        last_seen: items.last().map(|i| rfc3339(i.interaction.occurred_at_ms)),
+        sources,
+        changes: changes
+            .iter()
+            .filter(|c| c.change.status != "incident")
+            .count(),
+        incidents: changes
+            .iter()
+            .filter(|c| c.change.status == "incident")
+            .count(),
+        suggestions,
+        customer_id: customer.id,
+    })
+}
+
+/// A few lines for a terminal; data-born text on one line without control characters.
+pub fn render_table(v: &CustomerView) -> String {
+    let mut out = format!(
+        "Customer {} ({})\n",
+        v.customer_id,
+        one_line(v.display_name.as_deref().unwrap_or("no name"), 60)
+    );
+    for i in &v.identities {
+        out.push_str(&format!("  {}\n", one_line(i, 120)));
+    }
+    let per: Vec<String> = v
+        .sources
+        .iter()
+        .map(|(s, n)| format!("{} {n}", one_line(s, 30)))
+        .collect();
+    out.push_str(&format!(
+        "{} interactions ({}), {} to {}\n{} change(s), {} incident(s); {} open link suggestion(s)\n",
+        v.interactions,
+        per.join(", "),
+        v.first_seen.as_deref().unwrap_or("-"),
+        v.last_seen.as_deref().unwrap_or("-"),
+        v.changes,
+        v.incidents,
+        v.suggestions.len()
+    ));
+    out
+}
