@@ -319,6 +319,7 @@ pub async fn import_file(
                 .map(|e| quarantine_entry(e, &source, opts.preset, &replay))
                 .collect(),
             import_run: Some(run),
+            max_component: config.identity.max_component_identities,
             read,
             ..Default::default()
         };
@@ -442,6 +443,7 @@ pub async fn replay_quarantine(
                 .map(|e| quarantine_entry(e, &item.entry.source, preset, &opts))
                 .collect(),
             resolved_quarantine: if ok { vec![item.id] } else { vec![] },
+            max_component: config.identity.max_component_identities,
             ..Default::default()
         };
         store.write_batch(batch).await?;

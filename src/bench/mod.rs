@@ -434,6 +434,7 @@ pub async fn identity(
         store
             .write_batch(crate::store::WriteBatch {
                 interactions: batch,
+                max_component: config.identity.max_component_identities,
                 ..Default::default()
             })
             .await?;

@@ -51,6 +51,7 @@ struct RawConfig {
 struct RawIdentity {
     blocked: Option<Vec<String>>,
     blocked_local_parts: Option<Vec<String>>,
+    max_component_identities: Option<usize>,
     erasure_key_file: Option<PathBuf>,
 }
 
@@ -192,6 +193,9 @@ pub struct IdentityConfig {
     /// The key of the erasure tombstones' hashes (`None`: `erasure.key` in the data
     /// directory, created on first use). Daemons sharing one database need the same file.
     pub erasure_key_file: Option<PathBuf>,
+    /// A link that would make one customer of more identities than this becomes a link
+    /// suggestion instead of a merge.
+    pub max_component_identities: usize,
 }
 
 /// Values from the environment and the command line that win over the file.
@@ -421,6 +425,16 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
     }
 
     // identity
+    let max_component_identities = raw
+        .identity
+        .max_component_identities
+        .unwrap_or(crate::pipeline::identify::DEFAULT_MAX_COMPONENT);
+    if !(2..=10_000).contains(&max_component_identities) {
+        problems.push(format!(
+            "identity.max_component_identities: {max_component_identities} is out of range; fix: use 2 to 10000 (default {})",
+            crate::pipeline::identify::DEFAULT_MAX_COMPONENT
+        ));
+    }
     let local_parts: Vec<String> = raw.identity.blocked_local_parts.unwrap_or_else(|| {
         crate::pipeline::identify::DEFAULT_BLOCKED_LOCAL_PARTS
             .iter()
@@ -518,6 +532,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
         identity: IdentityConfig {
             guard,
             erasure_key_file: raw.identity.erasure_key_file,
+            max_component_identities,
         },
         locations,
     })

@@ -156,6 +156,8 @@ pub struct Resolution {
     /// Links held back for an operator: (the shared phone, an identity of the record that
     /// would have joined through it). See [`resolve_with`].
     pub suggestions: Vec<(Identity, Identity)>,
+    /// Links held back by the size cap: (an identity of one component, one of the other).
+    pub capped: Vec<(Identity, Identity)>,
 }
 
 /// What the store knows of an existing customer, for the household rule.
@@ -164,7 +166,15 @@ pub struct CustomerFacts {
     pub display_name: Option<String>,
     /// Holds an email or a platform id (a person, not just a number).
     pub anchored: bool,
+    /// How many identities the customer has (0: not looked up, counted as 1).
+    pub identities: usize,
 }
+
+/// A component may hold at most this many identities unless configured otherwise: a
+/// person has a few emails, phones and platform ids, not dozens. Past it a link becomes a
+/// suggestion, so one shared value (a front desk's phone, a family's address) cannot
+/// collapse many people into one.
+pub const DEFAULT_MAX_COMPONENT: usize = 20;
 
 /// The first word of a display name, folded: "Anna Müller" and "anna m." agree.
 fn first_name(name: &str) -> Option<String> {
@@ -184,7 +194,7 @@ fn first_name(name: &str) -> Option<String> {
 /// end up with one customer; when that joins several existing customers, they are merged
 /// into the smallest id so that the result does not depend on batch order.
 pub fn resolve<I: AsRef<[Identity]>>(items: &[I], known: &HashMap<Identity, String>) -> Resolution {
-    resolve_with(items, known, &HashMap::new())
+    resolve_with(items, known, &HashMap::new(), DEFAULT_MAX_COMPONENT)
 }
 
 /// [`resolve`] with the household rule: a phone is shared by households and front desks,
@@ -192,10 +202,15 @@ pub fn resolve<I: AsRef<[Identity]>>(items: &[I], known: &HashMap<Identity, Stri
 /// alone, a component that already belongs to someone with an email or platform id and a
 /// different first name. That link becomes a suggestion instead. `facts` describes the
 /// existing customers that `known` points to.
+///
+/// The size cap: a link that would make a component hold more than `max_component`
+/// identities (its new identities plus every identity of the existing customers in it)
+/// becomes a suggestion too.
 pub fn resolve_with<I: AsRef<[Identity]>>(
     items: &[I],
     known: &HashMap<Identity, String>,
     facts: &HashMap<String, CustomerFacts>,
+    max_component: usize,
 ) -> Resolution {
     // Union-find over the strong identities of the batch.
     let mut index: HashMap<&Identity, usize> = HashMap::new();
@@ -230,19 +245,45 @@ pub fn resolve_with<I: AsRef<[Identity]>>(
             }
         }
     }
-    let mut suggestions = Vec::new();
-    let union = |parent: &mut Vec<usize>,
-                 anchored: &mut Vec<bool>,
-                 names: &mut Vec<BTreeSet<String>>,
-                 a: usize,
-                 b: usize| {
+    // Per root: the existing customers in it and how many new identities it holds.
+    let mut customers: Vec<BTreeSet<&String>> = nodes
+        .iter()
+        .map(|id| known.get(*id).into_iter().collect())
+        .collect();
+    let mut fresh: Vec<usize> = nodes
+        .iter()
+        .map(|id| usize::from(!known.contains_key(*id)))
+        .collect();
+    let size_of = |cs: &BTreeSet<&String>, fresh: usize| -> usize {
+        fresh
+            + cs.iter()
+                .map(|c| facts.get(*c).map_or(1, |f| f.identities.max(1)))
+                .sum::<usize>()
+    };
+    let max_component = max_component.max(2);
+    let mut household: Vec<(Identity, Identity)> = Vec::new();
+    let mut capped: Vec<(Identity, Identity)> = Vec::new();
+    let mut union = |parent: &mut Vec<usize>,
+                     anchored: &mut Vec<bool>,
+                     names: &mut Vec<BTreeSet<String>>,
+                     a: usize,
+                     b: usize|
+     -> bool {
         let (ra, rb) = (find(parent, a), find(parent, b));
-        if ra != rb {
-            parent[ra] = rb;
-            anchored[rb] |= anchored[ra];
-            let moved = std::mem::take(&mut names[ra]);
-            names[rb].extend(moved);
+        if ra == rb {
+            return true;
         }
+        let joined: BTreeSet<&String> = customers[ra].union(&customers[rb]).copied().collect();
+        if size_of(&joined, fresh[ra] + fresh[rb]) > max_component {
+            return false;
+        }
+        parent[ra] = rb;
+        anchored[rb] |= anchored[ra];
+        let moved = std::mem::take(&mut names[ra]);
+        names[rb].extend(moved);
+        customers[rb] = joined;
+        fresh[rb] += fresh[ra];
+        true
     };
     for ids in items {
         let ids = ids.as_ref();
@@ -262,12 +303,16 @@ pub fn resolve_with<I: AsRef<[Identity]>>(
             .map(|i| index[*i])
             .collect();
         for w in anchors.windows(2) {
-            union(&mut parent, &mut anchored, &mut names, w[0], w[1]);
+            if !union(&mut parent, &mut anchored, &mut names, w[0], w[1]) {
+                capped.push((nodes[w[0]].clone(), nodes[w[1]].clone()));
+            }
         }
         match anchors.first() {
             None => {
                 for w in phones.windows(2) {
-                    union(&mut parent, &mut anchored, &mut names, w[0], w[1]);
+                    if !union(&mut parent, &mut anchored, &mut names, w[0], w[1]) {
+                        capped.push((nodes[w[0]].clone(), nodes[w[1]].clone()));
+                    }
                 }
             }
             Some(&a) => {
@@ -281,9 +326,9 @@ pub fn resolve_with<I: AsRef<[Identity]>>(
                             .as_ref()
                             .is_some_and(|n| !names[rp].is_empty() && !names[rp].contains(n));
                     if conflict {
-                        suggestions.push((nodes[p].clone(), nodes[a].clone()));
-                    } else {
-                        union(&mut parent, &mut anchored, &mut names, a, p);
+                        household.push((nodes[p].clone(), nodes[a].clone()));
+                    } else if !union(&mut parent, &mut anchored, &mut names, a, p) {
+                        capped.push((nodes[p].clone(), nodes[a].clone()));
                     }
                 }
             }
@@ -348,9 +393,13 @@ pub fn resolve_with<I: AsRef<[Identity]>>(
                 .map(|i| customer_of_root[&find(&mut parent, index[i])].clone())
         })
         .collect();
-    suggestions.sort();
-    suggestions.dedup();
-    out.suggestions = suggestions;
+    drop(union);
+    household.sort();
+    household.dedup();
+    capped.sort();
+    capped.dedup();
+    out.suggestions = household;
+    out.capped = capped;
     out
 }
 
@@ -560,5 +609,30 @@ mod tests {
         let a = resolve(&[vec![email("z@x.org"), email("a@x.org")]], &HashMap::new());
         let b = resolve(&[vec![email("a@x.org"), email("z@x.org")]], &HashMap::new());
         assert_eq!(a.assignments, b.assignments);
+    }
+
+    #[test]
+    fn the_size_cap_turns_a_collapsing_link_into_suggestions() {
+        // A front-desk phone on thirty records, each with its own email and no name:
+        // without the cap they would all become one customer.
+        let desk = Identity::new(IdentityKind::Phone, "+4930555000");
+        let items: Vec<Vec<Identity>> = (0..30)
+            .map(|i| vec![email(&format!("p{i:02}@x.org")), desk.clone()])
+            .collect();
+        let r = resolve_with(&items, &HashMap::new(), &HashMap::new(), 5);
+        let mut customers: Vec<&String> = r.assignments.iter().flatten().collect();
+        customers.sort();
+        customers.dedup();
+        assert!(customers.len() >= 30 / 4, "{}", customers.len());
+        assert!(!r.capped.is_empty());
+        // No component holds more than five identities.
+        let mut per: HashMap<&String, usize> = HashMap::new();
+        for c in r.new_identities.values() {
+            *per.entry(c).or_default() += 1;
+        }
+        assert!(per.values().all(|&n| n <= 5), "{per:?}");
+        // With the default cap the same records stay apart only where the cap binds.
+        let loose = resolve(&items[..3], &HashMap::new());
+        assert!(loose.capped.is_empty());
     }
 }

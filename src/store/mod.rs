@@ -69,6 +69,9 @@ pub struct WriteBatch {
     pub read: u64,
     /// A connector cursor to advance in the same transaction.
     pub cursor: Option<(String, String)>,
+    /// The identity resolver's size cap (`identity.max_component_identities`; 0: the
+    /// default).
+    pub max_component: usize,
 }
 
 /// What a batch did.

@@ -286,36 +286,59 @@ macro_rules! impl_store {
                 }
                 // What the household rule needs of the customers already known.
                 let mut facts: HashMap<String, identify::CustomerFacts> = HashMap::new();
-                // Only customers reached through a phone can be on the far side of the rule.
-                let mut known_customers: Vec<&String> = known
+                // Only customers reached through a phone can be on the far side of the
+                // household rule; customers a batch would merge are looked up for the size
+                // cap in a second round.
+                let mut want: Vec<String> = known
                     .iter()
                     .filter(|(id, _)| id.kind == IdentityKind::Phone)
-                    .map(|(_, c)| c)
+                    .map(|(_, c)| c.clone())
                     .collect();
-                known_customers.sort();
-                known_customers.dedup();
-                for chunk in known_customers.chunks(ROWS_PER_STATEMENT) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT c.id, c.display_name, EXISTS (SELECT 1 FROM identities i \
-                         WHERE i.customer_id = c.id AND i.kind IN ('email', 'platform')) AS anchored \
-                         FROM customers c WHERE c.id IN (",
-                    );
-                    let mut list = qb.separated(", ");
-                    for c in chunk {
-                        list.push_bind(c.as_str());
-                    }
-                    qb.push(")");
-                    for r in qb.build().fetch_all(&mut *tx).await? {
-                        facts.insert(
-                            r.try_get("id")?,
-                            identify::CustomerFacts {
-                                display_name: r.try_get("display_name")?,
-                                anchored: r.try_get::<bool, _>("anchored")?,
-                            },
+                let max_component = if batch.max_component == 0 {
+                    identify::DEFAULT_MAX_COMPONENT
+                } else {
+                    batch.max_component
+                };
+                let mut round = 0;
+                let resolution = loop {
+                    want.sort();
+                    want.dedup();
+                    want.retain(|c| !facts.contains_key(c));
+                    for chunk in want.chunks(ROWS_PER_STATEMENT) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "SELECT c.id, c.display_name, EXISTS (SELECT 1 FROM identities i \
+                             WHERE i.customer_id = c.id AND i.kind IN ('email', 'platform')) AS anchored, \
+                             (SELECT COUNT(*) FROM identities i WHERE i.customer_id = c.id) AS n \
+                             FROM customers c WHERE c.id IN (",
                         );
+                        let mut list = qb.separated(", ");
+                        for c in chunk {
+                            list.push_bind(c.as_str());
+                        }
+                        qb.push(")");
+                        for r in qb.build().fetch_all(&mut *tx).await? {
+                            facts.insert(
+                                r.try_get("id")?,
+                                identify::CustomerFacts {
+                                    display_name: r.try_get("display_name")?,
+                                    anchored: r.try_get::<bool, _>("anchored")?,
+                                    identities: r.try_get::<i64, _>("n")? as usize,
+                                },
+                            );
+                        }
                     }
-                }
-                let resolution = identify::resolve_with(&id_lists, &known, &facts);
+                    let r = identify::resolve_with(&id_lists, &known, &facts, max_component);
+                    round += 1;
+                    want = r
+                        .merges
+                        .iter()
+                        .flat_map(|(a, b)| [a.clone(), b.clone()])
+                        .filter(|c| !facts.contains_key(c))
+                        .collect();
+                    if round == 2 || want.is_empty() {
+                        break r;
+                    }
+                };
                 let mut first_name: HashMap<&str, &str> = HashMap::new();
                 for (i, a) in batch.interactions.iter().zip(&resolution.assignments) {
                     if let (Some(a), Some(n)) = (a, i.author_name.as_deref()) {
@@ -344,6 +367,19 @@ macro_rules! impl_store {
                         sqlx::query(sql).bind(into).bind(from).execute(&mut *tx).await?;
                     }
                     out.merged_customers += 1;
+                }
+                for (a, b) in &resolution.capped {
+                    out.link_suggestions += sqlx::query(
+                        "INSERT INTO link_suggestions (identity_a, identity_b, reason, first_seen_ms) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (identity_a, identity_b) DO NOTHING",
+                    )
+                    .bind(a.key())
+                    .bind(b.key())
+                    .bind(format!("size cap: joining them would make one customer of more than {max_component} identities"))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
                 }
                 for (shared, other) in &resolution.suggestions {
                     out.link_suggestions += sqlx::query(

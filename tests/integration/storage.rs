@@ -267,7 +267,59 @@ async fn a_shared_phone_becomes_a_suggestion_not_a_merge(db: TestDb) {
     assert_eq!(sug[0].other.value, "ben@x.org");
 }
 
+async fn a_merge_past_the_size_cap_becomes_a_suggestion(db: TestDb) {
+    let s = db.store.as_ref();
+    // Three people, five identities each.
+    let mut first = Vec::new();
+    for p in 0..3 {
+        let mut i = interaction(&format!("p{p}"), 1_000, Some(&format!("p{p}@x.org")), "hi");
+        for k in 0..4 {
+            i.identities.push(Identity::new(
+                IdentityKind::Platform,
+                format!("crm:{p}-{k}"),
+            ));
+        }
+        i.identities.sort();
+        i.content_hash = content_hash(&i);
+        first.push(i);
+    }
+    s.write_batch(WriteBatch {
+        interactions: first,
+        max_component: 12,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // One record that names all three: joining them would make fifteen identities.
+    let mut bridge = interaction("bridge", 2_000, Some("p0@x.org"), "hi");
+    bridge
+        .identities
+        .push(Identity::new(IdentityKind::Email, "p1@x.org"));
+    bridge
+        .identities
+        .push(Identity::new(IdentityKind::Email, "p2@x.org"));
+    bridge.identities.sort();
+    bridge.content_hash = content_hash(&bridge);
+    let o = s
+        .write_batch(WriteBatch {
+            interactions: vec![bridge],
+            max_component: 12,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(o.merged_customers <= 1, "{o:?}");
+    assert!(o.link_suggestions >= 1, "{o:?}");
+    let suggestions = s.link_suggestions().await.unwrap();
+    assert!(
+        suggestions.iter().any(|x| x.reason.starts_with("size cap")),
+        "{suggestions:?}"
+    );
+    assert!(s.counts().await.unwrap().customers >= 2);
+}
+
 on_both_backends!(
+    a_merge_past_the_size_cap_becomes_a_suggestion,
     a_shared_phone_becomes_a_suggestion_not_a_merge,
     upserts_are_idempotent_and_edits_bump_the_revision,
     the_last_copy_of_a_key_in_a_batch_wins,
