@@ -393,7 +393,6 @@ pub fn resolve_with<I: AsRef<[Identity]>>(
                 .map(|i| customer_of_root[&find(&mut parent, index[i])].clone())
         })
         .collect();
-    drop(union);
     household.sort();
     household.dedup();
     capped.sort();
