@@ -428,9 +428,14 @@ pub async fn identity(
     let store = store::connect(&url, &ConnectOptions::default()).await?;
     let started = std::time::Instant::now();
     let batch_rows = config.import.batch_rows.max(1);
-    while !items.is_empty() {
-        let rest = items.split_off(items.len().min(batch_rows));
-        let batch = std::mem::replace(&mut items, rest);
+    // Batches are taken off an iterator: splitting the vector would copy the rest of a
+    // million records once per batch.
+    let mut records = items.into_iter();
+    loop {
+        let batch: Vec<_> = records.by_ref().take(batch_rows).collect();
+        if batch.is_empty() {
+            break;
+        }
         store
             .write_batch(crate::store::WriteBatch {
                 interactions: batch,
