@@ -160,6 +160,9 @@ enum CustomersCommand {
         #[arg(long, value_enum, default_value_t = TimelineFormat::Table)]
         format: TimelineFormat,
     },
+    /// Join the customers of two identities (an operator's decision, recorded with the
+    /// merges; it closes the link suggestion between them).
+    Link { a: String, b: String },
     /// Erase a person (GDPR): their customer, identities, interactions, quarantined rows and
     /// derived figures; only keyed hashes stay, so later imports bring nothing of them back.
     Erase {
@@ -629,6 +632,26 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 TimelineFormat::Table => {
                     print!("{}", tideline::outputs::customer::render_table(&v))
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Customers {
+            command: CustomersCommand::Link { a, b },
+        } => {
+            let store = open_store(&config).await?;
+            let countries: Vec<String> = config
+                .locations
+                .iter()
+                .filter_map(|l| l.country.clone())
+                .collect();
+            let ia =
+                tideline::outputs::customer::known_identity(store.as_ref(), &a, &countries).await?;
+            let ib =
+                tideline::outputs::customer::known_identity(store.as_ref(), &b, &countries).await?;
+            match store.link(&ia, &ib).await? {
+                Some((from, into)) if from == into => println!("already one customer: {into}"),
+                Some((from, into)) => println!("merged {from} into {into}"),
+                None => println!("nothing linked: an identity is not known"),
             }
             Ok(ExitCode::SUCCESS)
         }

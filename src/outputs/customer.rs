@@ -2,7 +2,8 @@
 
 use super::timeline::{self, TimelineError};
 use super::{one_line, rfc3339};
-use crate::store::{ChangeFilter, LinkSuggestion, Store};
+use crate::model::Identity;
+use crate::store::{ChangeFilter, LinkSuggestion, MergeRecord, Store};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -21,6 +22,22 @@ pub struct CustomerView {
     pub incidents: usize,
     /// Open link suggestions that involve one of their identities.
     pub suggestions: Vec<LinkSuggestion>,
+    /// How they became one customer: every merge with its evidence.
+    pub merges: Vec<MergeRecord>,
+}
+
+/// The stored identity an argument names (an email, a phone, a platform id).
+pub async fn known_identity(
+    store: &dyn Store,
+    arg: &str,
+    countries: &[String],
+) -> Result<Identity, TimelineError> {
+    for id in timeline::candidates(arg, countries) {
+        if store.customer_by_identity(&id).await?.is_some() {
+            return Ok(id);
+        }
+    }
+    Err(TimelineError::NotFound(arg.to_string()))
 }
 
 pub async fn show(
@@ -67,6 +84,7 @@ pub async fn show(
             .filter(|c| c.change.status == "incident")
             .count(),
         suggestions,
+        merges: store.merges_of(&customer.id).await?,
         customer_id: customer.id,
     })
 }
@@ -96,5 +114,18 @@ pub fn render_table(v: &CustomerView) -> String {
         v.incidents,
         v.suggestions.len()
     ));
+    for m in &v.merges {
+        let via = match (&m.source, &m.external_id) {
+            (Some(s), Some(e)) => format!(" in {}:{}", one_line(s, 30), one_line(e, 40)),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "  merged {} into {} ({}, {}{via})\n",
+            m.from_customer,
+            m.into_customer,
+            m.kind,
+            one_line(m.identity.as_deref().unwrap_or("-"), 80)
+        ));
+    }
     out
 }

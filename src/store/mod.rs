@@ -273,6 +273,21 @@ pub struct ChangeFilter {
     pub limit: Option<i64>,
 }
 
+/// A merge of two customers and its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MergeRecord {
+    pub from_customer: String,
+    pub into_customer: String,
+    /// The identity that joined them (automatic), or `a <-> b` (manual).
+    pub identity: Option<String>,
+    /// The interaction that carried it (automatic merges).
+    pub source: Option<String>,
+    pub external_id: Option<String>,
+    /// `auto` or `manual`.
+    pub kind: String,
+    pub merged_at_ms: i64,
+}
+
 /// What an erasure removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ErasureOutcome {
@@ -394,6 +409,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// them, link suggestions, and every change and detector state (derived figures are
     /// rebuilt by the next analysis pass); keeps the tombstones and an erasure record.
     async fn erase(&self, erasure: &Erasure) -> Result<ErasureOutcome>;
+    /// Merges into or out of a customer, oldest first.
+    async fn merges_of(&self, customer_id: &str) -> Result<Vec<MergeRecord>>;
+    /// An operator's link: merges the customers of two identities and records it; the
+    /// link suggestion between them, if any, is closed. `None` when an identity is
+    /// unknown; `(from, into)` otherwise (equal when they were one customer already).
+    async fn link(&self, a: &Identity, b: &Identity) -> Result<Option<(String, String)>>;
     /// Every tombstone hash.
     async fn tombstones(&self) -> Result<std::collections::HashSet<String>>;
     /// (source, external_id) of a customer's interactions and of the replies and comments

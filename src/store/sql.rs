@@ -366,6 +366,41 @@ macro_rules! impl_store {
                     ] {
                         sqlx::query(sql).bind(into).bind(from).execute(&mut *tx).await?;
                     }
+                    // The evidence: a record of this batch that carries one of `from`'s
+                    // identities beside one that is not (the bridge), else any record of it.
+                    let evidence = batch
+                        .interactions
+                        .iter()
+                        .find_map(|i| {
+                            let strong: Vec<&Identity> =
+                                i.identities.iter().filter(|x| x.kind.is_strong()).collect();
+                            let has_from = strong.iter().any(|x| known.get(*x) == Some(from));
+                            let bridge = strong.iter().find(|x| known.get(**x) != Some(from));
+                            match (has_from, bridge) {
+                                (true, Some(b)) => Some((b.key(), i)),
+                                _ => None,
+                            }
+                        })
+                        .or_else(|| {
+                            batch.interactions.iter().find_map(|i| {
+                                i.identities
+                                    .iter()
+                                    .find(|x| known.get(*x) == Some(from))
+                                    .map(|x| (x.key(), i))
+                            })
+                        });
+                    sqlx::query(
+                        "INSERT INTO merges (from_customer, into_customer, identity, source, \
+                         external_id, kind, merged_at_ms) VALUES ($1, $2, $3, $4, $5, 'auto', $6)",
+                    )
+                    .bind(from)
+                    .bind(into)
+                    .bind(evidence.as_ref().map(|e| e.0.clone()))
+                    .bind(evidence.as_ref().map(|e| e.1.source.clone()))
+                    .bind(evidence.as_ref().map(|e| e.1.external_id.clone()))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
                     out.merged_customers += 1;
                 }
                 for (a, b) in &resolution.capped {
@@ -1198,6 +1233,10 @@ macro_rules! impl_store {
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
+                    sqlx::query("DELETE FROM merges WHERE from_customer = $1 OR into_customer = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
                     out.identities += sqlx::query("DELETE FROM identities WHERE customer_id = $1")
                         .bind(id)
                         .execute(&mut *tx)
@@ -1277,6 +1316,84 @@ macro_rules! impl_store {
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter().map(|r| Ok(r.try_get("hash")?)).collect()
+            }
+
+            async fn merges_of(&self, customer_id: &str) -> Result<Vec<MergeRecord>> {
+                let rows = sqlx::query(
+                    "SELECT from_customer, into_customer, identity, source, external_id, kind, merged_at_ms \
+                     FROM merges WHERE into_customer = $1 OR from_customer = $1 ORDER BY merged_at_ms, id",
+                )
+                .bind(customer_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(MergeRecord {
+                            from_customer: r.try_get("from_customer")?,
+                            into_customer: r.try_get("into_customer")?,
+                            identity: r.try_get("identity")?,
+                            source: r.try_get("source")?,
+                            external_id: r.try_get("external_id")?,
+                            kind: r.try_get("kind")?,
+                            merged_at_ms: r.try_get("merged_at_ms")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn link(&self, a: &Identity, b: &Identity) -> Result<Option<(String, String)>> {
+                let mut tx = self.begin_write().await?;
+                let mut ids = Vec::new();
+                for x in [a, b] {
+                    let c: Option<String> = sqlx::query_scalar(
+                        "SELECT customer_id FROM identities WHERE kind = $1 AND value = $2",
+                    )
+                    .bind(x.kind.as_str())
+                    .bind(&x.value)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    match c {
+                        Some(c) => ids.push(c),
+                        None => return Ok(None),
+                    }
+                }
+                let (mut into, mut from) = (ids[0].clone(), ids[1].clone());
+                if from == into {
+                    tx.rollback().await?;
+                    return Ok(Some((into.clone(), into)));
+                }
+                // The smaller id survives, as for automatic merges.
+                if from < into {
+                    std::mem::swap(&mut from, &mut into);
+                }
+                for sql in [
+                    "UPDATE identities SET customer_id = $1 WHERE customer_id = $2",
+                    "UPDATE interactions SET customer_id = $1 WHERE customer_id = $2",
+                    "UPDATE customers SET merged_into = $1 WHERE id = $2",
+                ] {
+                    sqlx::query(sql).bind(&into).bind(&from).execute(&mut *tx).await?;
+                }
+                sqlx::query(
+                    "INSERT INTO merges (from_customer, into_customer, identity, kind, merged_at_ms) \
+                     VALUES ($1, $2, $3, 'manual', $4)",
+                )
+                .bind(&from)
+                .bind(&into)
+                .bind(format!("{} <-> {}", a.key(), b.key()))
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+                for (x, y) in [(a, b), (b, a)] {
+                    sqlx::query(
+                        "UPDATE link_suggestions SET status = 'linked' WHERE identity_a = $1 AND identity_b = $2",
+                    )
+                    .bind(x.key())
+                    .bind(y.key())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(Some((from, into)))
             }
 
             async fn fingerprint(&self) -> Result<Vec<(String, String, String, Option<String>)>> {

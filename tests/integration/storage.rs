@@ -318,7 +318,63 @@ async fn a_merge_past_the_size_cap_becomes_a_suggestion(db: TestDb) {
     assert!(s.counts().await.unwrap().customers >= 2);
 }
 
+async fn merges_keep_their_evidence_and_links_survive_resyncs(db: TestDb) {
+    let s = db.store.as_ref();
+    let phone = Identity::new(IdentityKind::Phone, "+4930777888");
+    let mut by_phone = interaction("call", 1_000, None, "called about my order");
+    by_phone.identities.push(phone.clone());
+    by_phone.content_hash = content_hash(&by_phone);
+    s.write_batch(batch(vec![
+        interaction("mail", 1_000, Some("ines@x.org"), "hi"),
+        by_phone,
+    ]))
+    .await
+    .unwrap();
+    let mut bridge = interaction("bridge", 2_000, Some("ines@x.org"), "it's me again");
+    bridge.identities.push(phone.clone());
+    bridge.identities.sort();
+    bridge.content_hash = content_hash(&bridge);
+    let o = s.write_batch(batch(vec![bridge])).await.unwrap();
+    assert_eq!(o.merged_customers, 1);
+    let ines = s
+        .customer_by_identity(&Identity::new(IdentityKind::Email, "ines@x.org"))
+        .await
+        .unwrap()
+        .unwrap();
+    let merges = s.merges_of(&ines).await.unwrap();
+    assert_eq!(merges.len(), 1, "{merges:?}");
+    assert_eq!(merges[0].kind, "auto");
+    assert_eq!(merges[0].external_id.as_deref(), Some("bridge"));
+    assert!(merges[0].identity.is_some());
+
+    // An operator links two people the data never joined; a re-sync keeps them joined.
+    let c = interaction("c", 3_000, Some("carla@x.org"), "hello");
+    let d = interaction("d", 3_000, Some("carla.work@y.org"), "hello again");
+    s.write_batch(batch(vec![c.clone(), d.clone()]))
+        .await
+        .unwrap();
+    let (ic, id) = (
+        Identity::new(IdentityKind::Email, "carla@x.org"),
+        Identity::new(IdentityKind::Email, "carla.work@y.org"),
+    );
+    let (from, into) = s.link(&ic, &id).await.unwrap().unwrap();
+    assert_ne!(from, into);
+    s.write_batch(batch(vec![c, d])).await.unwrap();
+    let a = s.customer_by_identity(&ic).await.unwrap();
+    let b = s.customer_by_identity(&id).await.unwrap();
+    assert_eq!(a, b);
+    let m = s.merges_of(&into).await.unwrap();
+    assert!(m.iter().any(|x| x.kind == "manual"), "{m:?}");
+    assert!(
+        s.link(&ic, &Identity::new(IdentityKind::Email, "nobody@x.org"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 on_both_backends!(
+    merges_keep_their_evidence_and_links_survive_resyncs,
     a_merge_past_the_size_cap_becomes_a_suggestion,
     a_shared_phone_becomes_a_suggestion_not_a_merge,
     upserts_are_idempotent_and_edits_bump_the_revision,
