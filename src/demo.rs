@@ -194,11 +194,7 @@ pub async fn run(out: &Path) -> Result<DemoReport, DemoError> {
     )
     .await?;
 
-    let countries: Vec<String> = config
-        .locations
-        .iter()
-        .filter_map(|l| l.country.clone())
-        .collect();
+    let countries: Vec<String> = config.phone_countries();
     let busiest = store.busiest_customers(10).await?;
     text.push_str(
         "\nCustomer timelines (the three seen in the most sources; all ten in timelines/)\n\n",

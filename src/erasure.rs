@@ -198,11 +198,7 @@ pub async fn erase(
     config: &Config,
     arg: &str,
 ) -> Result<(String, ErasureOutcome), ErasureError> {
-    let countries: Vec<String> = config
-        .locations
-        .iter()
-        .filter_map(|l| l.country.clone())
-        .collect();
+    let countries: Vec<String> = config.phone_countries();
     let customer_id = timeline::resolve(store, arg, &countries).await?;
     let customer = store
         .customer(&customer_id)

@@ -456,11 +456,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Timeline { identity, format } => {
             let store = open_store(&config).await?;
-            let countries: Vec<String> = config
-                .locations
-                .iter()
-                .filter_map(|l| l.country.clone())
-                .collect();
+            let countries: Vec<String> = config.phone_countries();
             let t = timeline::load(store.as_ref(), &identity, &countries).await?;
             match format {
                 TimelineFormat::Json => println!("{}", serde_json::to_string_pretty(&t)?),
@@ -561,11 +557,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let entity = match (location, customer) {
                 (Some(l), _) => Some(("location".to_string(), l)),
                 (None, Some(c)) => {
-                    let countries: Vec<String> = config
-                        .locations
-                        .iter()
-                        .filter_map(|l| l.country.clone())
-                        .collect();
+                    let countries: Vec<String> = config.phone_countries();
                     let id = timeline::resolve(store.as_ref(), &c, &countries).await?;
                     Some(("customer".to_string(), id))
                 }
@@ -620,11 +612,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             command: CustomersCommand::Show { identity, format },
         } => {
             let store = open_store(&config).await?;
-            let countries: Vec<String> = config
-                .locations
-                .iter()
-                .filter_map(|l| l.country.clone())
-                .collect();
+            let countries: Vec<String> = config.phone_countries();
             let v =
                 tideline::outputs::customer::show(store.as_ref(), &identity, &countries).await?;
             match format {
@@ -639,11 +627,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             command: CustomersCommand::Link { a, b },
         } => {
             let store = open_store(&config).await?;
-            let countries: Vec<String> = config
-                .locations
-                .iter()
-                .filter_map(|l| l.country.clone())
-                .collect();
+            let countries: Vec<String> = config.phone_countries();
             let ia =
                 tideline::outputs::customer::known_identity(store.as_ref(), &a, &countries).await?;
             let ib =

@@ -217,6 +217,14 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The locations' countries: default regions for phone numbers written without one.
+    pub fn phone_countries(&self) -> Vec<String> {
+        self.locations
+            .iter()
+            .filter_map(|l| l.country.clone())
+            .collect()
+    }
+
     /// Parses and validates TOML text. `origin` names the file in messages.
     pub fn from_toml(text: &str, origin: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {

@@ -406,6 +406,17 @@ fn segment(
     out
 }
 
+/// Up or down when the means moved by more than `step`, else a change without a direction.
+fn classify(before: f64, after: f64, step: f64) -> Direction {
+    if after - before > step {
+        Direction::Up
+    } else if before - after > step {
+        Direction::Down
+    } else {
+        Direction::Change
+    }
+}
+
 fn direction(kind: Kind, before: f64, after: f64, left: &[f64], right: &[f64]) -> Direction {
     let step = match kind {
         Kind::Real => {
@@ -418,13 +429,7 @@ fn direction(kind: Kind, before: f64, after: f64, left: &[f64], right: &[f64]) -
         }
         _ => kind.min_effect() / 2.0,
     };
-    if after - before > step {
-        Direction::Up
-    } else if before - after > step {
-        Direction::Down
-    } else {
-        Direction::Change
-    }
+    classify(before, after, step)
 }
 
 /// A change the online detector is following but has not confirmed.
@@ -813,13 +818,7 @@ fn online_direction(kind: Kind, before: f64, after: f64, b: &Stats, a: &Stats) -
         (Kind::Real, ..) => 0.0,
         _ => kind.min_effect() / 2.0,
     };
-    if after - before > step {
-        Direction::Up
-    } else if before - after > step {
-        Direction::Down
-    } else {
-        Direction::Change
-    }
+    classify(before, after, step)
 }
 
 #[cfg(test)]
