@@ -163,6 +163,9 @@ enum CustomersCommand {
     /// Join the customers of two identities (an operator's decision, recorded with the
     /// merges; it closes the link suggestion between them).
     Link { a: String, b: String },
+    /// Split two identities' customer apart along the recorded evidence (an operator's
+    /// decision, recorded; later syncs keep them apart).
+    Unlink { a: String, b: String },
     /// Erase a person (GDPR): their customer, identities, interactions, quarantined rows and
     /// derived figures; only keyed hashes stay, so later imports bring nothing of them back.
     Erase {
@@ -636,6 +639,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 Some((from, into)) if from == into => println!("already one customer: {into}"),
                 Some((from, into)) => println!("merged {from} into {into}"),
                 None => println!("nothing linked: an identity is not known"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Customers {
+            command: CustomersCommand::Unlink { a, b },
+        } => {
+            let store = open_store(&config).await?;
+            let countries: Vec<String> = config.phone_countries();
+            let ia =
+                tideline::outputs::customer::known_identity(store.as_ref(), &a, &countries).await?;
+            let ib =
+                tideline::outputs::customer::known_identity(store.as_ref(), &b, &countries).await?;
+            match store.unlink(&ia, &ib).await? {
+                Some(ids) => println!(
+                    "split into {}; change detection will rebuild on its next pass",
+                    ids.join(", ")
+                ),
+                None => println!("nothing to split: the two identities are not one customer"),
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -158,6 +158,15 @@ pub struct Resolution {
     pub suggestions: Vec<(Identity, Identity)>,
     /// Links held back by the size cap: (an identity of one component, one of the other).
     pub capped: Vec<(Identity, Identity)>,
+    /// Links held back because an operator split those customers apart.
+    pub kept_apart: Vec<(Identity, Identity)>,
+}
+
+/// Why a link was held back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Held {
+    Size,
+    Apart,
 }
 
 /// What the store knows of an existing customer, for the household rule.
@@ -175,6 +184,24 @@ pub struct CustomerFacts {
 /// suggestion, so one shared value (a front desk's phone, a family's address) cannot
 /// collapse many people into one.
 pub const DEFAULT_MAX_COMPONENT: usize = 20;
+
+/// What the resolver may not join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// The size cap (see [`resolve_with`]).
+    pub max_component: usize,
+    /// Pairs of existing customers an operator split apart (`customers unlink`).
+    pub apart: Vec<(String, String)>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_component: DEFAULT_MAX_COMPONENT,
+            apart: Vec::new(),
+        }
+    }
+}
 
 /// The first word of a display name, folded: "Anna Müller" and "anna m." agree.
 fn first_name(name: &str) -> Option<String> {
@@ -194,7 +221,7 @@ fn first_name(name: &str) -> Option<String> {
 /// end up with one customer; when that joins several existing customers, they are merged
 /// into the smallest id so that the result does not depend on batch order.
 pub fn resolve<I: AsRef<[Identity]>>(items: &[I], known: &HashMap<Identity, String>) -> Resolution {
-    resolve_with(items, known, &HashMap::new(), DEFAULT_MAX_COMPONENT)
+    resolve_with(items, known, &HashMap::new(), &Limits::default())
 }
 
 /// [`resolve`] with the household rule: a phone is shared by households and front desks,
@@ -203,14 +230,15 @@ pub fn resolve<I: AsRef<[Identity]>>(items: &[I], known: &HashMap<Identity, Stri
 /// different first name. That link becomes a suggestion instead. `facts` describes the
 /// existing customers that `known` points to.
 ///
-/// The size cap: a link that would make a component hold more than `max_component`
+/// The size cap: a link that would make a component hold more than `limits.max_component`
 /// identities (its new identities plus every identity of the existing customers in it)
-/// becomes a suggestion too.
+/// becomes a suggestion too, and so does a link that would join two customers an operator
+/// split apart (`limits.apart`).
 pub fn resolve_with<I: AsRef<[Identity]>>(
     items: &[I],
     known: &HashMap<Identity, String>,
     facts: &HashMap<String, CustomerFacts>,
-    max_component: usize,
+    limits: &Limits,
 ) -> Resolution {
     // Union-find over the strong identities of the batch.
     let mut index: HashMap<&Identity, usize> = HashMap::new();
@@ -260,22 +288,29 @@ pub fn resolve_with<I: AsRef<[Identity]>>(
                 .map(|c| facts.get(*c).map_or(1, |f| f.identities.max(1)))
                 .sum::<usize>()
     };
-    let max_component = max_component.max(2);
+    let max_component = limits.max_component.max(2);
     let mut household: Vec<(Identity, Identity)> = Vec::new();
-    let mut capped: Vec<(Identity, Identity)> = Vec::new();
+    let mut held: Vec<(Held, Identity, Identity)> = Vec::new();
     let mut union = |parent: &mut Vec<usize>,
                      anchored: &mut Vec<bool>,
                      names: &mut Vec<BTreeSet<String>>,
                      a: usize,
                      b: usize|
-     -> bool {
+     -> Result<(), Held> {
         let (ra, rb) = (find(parent, a), find(parent, b));
         if ra == rb {
-            return true;
+            return Ok(());
         }
         let joined: BTreeSet<&String> = customers[ra].union(&customers[rb]).copied().collect();
+        if limits
+            .apart
+            .iter()
+            .any(|(x, y)| joined.contains(x) && joined.contains(y))
+        {
+            return Err(Held::Apart);
+        }
         if size_of(&joined, fresh[ra] + fresh[rb]) > max_component {
-            return false;
+            return Err(Held::Size);
         }
         parent[ra] = rb;
         anchored[rb] |= anchored[ra];
@@ -283,7 +318,7 @@ pub fn resolve_with<I: AsRef<[Identity]>>(
         names[rb].extend(moved);
         customers[rb] = joined;
         fresh[rb] += fresh[ra];
-        true
+        Ok(())
     };
     for ids in items {
         let ids = ids.as_ref();
@@ -303,15 +338,15 @@ pub fn resolve_with<I: AsRef<[Identity]>>(
             .map(|i| index[*i])
             .collect();
         for w in anchors.windows(2) {
-            if !union(&mut parent, &mut anchored, &mut names, w[0], w[1]) {
-                capped.push((nodes[w[0]].clone(), nodes[w[1]].clone()));
+            if let Err(h) = union(&mut parent, &mut anchored, &mut names, w[0], w[1]) {
+                held.push((h, nodes[w[0]].clone(), nodes[w[1]].clone()));
             }
         }
         match anchors.first() {
             None => {
                 for w in phones.windows(2) {
-                    if !union(&mut parent, &mut anchored, &mut names, w[0], w[1]) {
-                        capped.push((nodes[w[0]].clone(), nodes[w[1]].clone()));
+                    if let Err(h) = union(&mut parent, &mut anchored, &mut names, w[0], w[1]) {
+                        held.push((h, nodes[w[0]].clone(), nodes[w[1]].clone()));
                     }
                 }
             }
@@ -327,8 +362,8 @@ pub fn resolve_with<I: AsRef<[Identity]>>(
                             .is_some_and(|n| !names[rp].is_empty() && !names[rp].contains(n));
                     if conflict {
                         household.push((nodes[p].clone(), nodes[a].clone()));
-                    } else if !union(&mut parent, &mut anchored, &mut names, a, p) {
-                        capped.push((nodes[p].clone(), nodes[a].clone()));
+                    } else if let Err(h) = union(&mut parent, &mut anchored, &mut names, a, p) {
+                        held.push((h, nodes[p].clone(), nodes[a].clone()));
                     }
                 }
             }
@@ -395,10 +430,19 @@ pub fn resolve_with<I: AsRef<[Identity]>>(
         .collect();
     household.sort();
     household.dedup();
-    capped.sort();
-    capped.dedup();
+    held.sort();
+    held.dedup();
     out.suggestions = household;
-    out.capped = capped;
+    out.capped = held
+        .iter()
+        .filter(|h| h.0 == Held::Size)
+        .map(|h| (h.1.clone(), h.2.clone()))
+        .collect();
+    out.kept_apart = held
+        .into_iter()
+        .filter(|h| h.0 == Held::Apart)
+        .map(|h| (h.1, h.2))
+        .collect();
     out
 }
 
@@ -618,7 +662,11 @@ mod tests {
         let items: Vec<Vec<Identity>> = (0..30)
             .map(|i| vec![email(&format!("p{i:02}@x.org")), desk.clone()])
             .collect();
-        let r = resolve_with(&items, &HashMap::new(), &HashMap::new(), 5);
+        let limits = Limits {
+            max_component: 5,
+            apart: vec![],
+        };
+        let r = resolve_with(&items, &HashMap::new(), &HashMap::new(), &limits);
         let mut customers: Vec<&String> = r.assignments.iter().flatten().collect();
         customers.sort();
         customers.dedup();

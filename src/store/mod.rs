@@ -415,6 +415,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// link suggestion between them, if any, is closed. `None` when an identity is
     /// unknown; `(from, into)` otherwise (equal when they were one customer already).
     async fn link(&self, a: &Identity, b: &Identity) -> Result<Option<(String, String)>>;
+    /// An operator's split: records that `a` and `b` are different people, then splits their
+    /// customer along the recorded evidence (the identities each interaction carried, the
+    /// manual links), cutting every link that would join the two sides. The side holding
+    /// the customer's first identity keeps its id; every other side becomes (or becomes
+    /// again) a customer of its own. Change detection starts over. `None` when the two
+    /// identities are not one customer; the ids of the customers after the split otherwise.
+    async fn unlink(&self, a: &Identity, b: &Identity) -> Result<Option<Vec<String>>>;
     /// Every tombstone hash.
     async fn tombstones(&self) -> Result<std::collections::HashSet<String>>;
     /// (source, external_id) of a customer's interactions and of the replies and comments

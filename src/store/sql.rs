@@ -299,6 +299,36 @@ macro_rules! impl_store {
                 } else {
                     batch.max_component
                 };
+                // Customers an operator split apart stay apart.
+                let mut limits = identify::Limits {
+                    max_component,
+                    apart: Vec::new(),
+                };
+                let unlinks = sqlx::query("SELECT identity_a, identity_b FROM unlinks")
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for r in unlinks {
+                    let mut pair = Vec::new();
+                    for col in ["identity_a", "identity_b"] {
+                        let key: String = r.try_get(col)?;
+                        let Some((kind, value)) = key.split_once(':') else {
+                            continue;
+                        };
+                        let c: Option<String> = sqlx::query_scalar(
+                            "SELECT customer_id FROM identities WHERE kind = $1 AND value = $2",
+                        )
+                        .bind(kind)
+                        .bind(value)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        pair.extend(c);
+                    }
+                    if let [a, b] = pair.as_slice()
+                        && a != b
+                    {
+                        limits.apart.push((a.clone(), b.clone()));
+                    }
+                }
                 let mut round = 0;
                 let resolution = loop {
                     want.sort();
@@ -327,7 +357,7 @@ macro_rules! impl_store {
                             );
                         }
                     }
-                    let r = identify::resolve_with(&id_lists, &known, &facts, max_component);
+                    let r = identify::resolve_with(&id_lists, &known, &facts, &limits);
                     round += 1;
                     want = r
                         .merges
@@ -402,6 +432,19 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?;
                     out.merged_customers += 1;
+                }
+                for (a, b) in &resolution.kept_apart {
+                    out.link_suggestions += sqlx::query(
+                        "INSERT INTO link_suggestions (identity_a, identity_b, reason, first_seen_ms) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (identity_a, identity_b) DO NOTHING",
+                    )
+                    .bind(a.key())
+                    .bind(b.key())
+                    .bind("kept apart: an operator unlinked these customers")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
                 }
                 for (a, b) in &resolution.capped {
                     out.link_suggestions += sqlx::query(
@@ -1244,6 +1287,10 @@ macro_rules! impl_store {
                         .rows_affected();
                 }
                 for k in &keys {
+                    sqlx::query("DELETE FROM unlinks WHERE identity_a = $1 OR identity_b = $1")
+                        .bind(k)
+                        .execute(&mut *tx)
+                        .await?;
                     out.suggestions += sqlx::query(
                         "DELETE FROM link_suggestions WHERE identity_a = $1 OR identity_b = $1",
                     )
@@ -1394,6 +1441,184 @@ macro_rules! impl_store {
                 }
                 tx.commit().await?;
                 Ok(Some((from, into)))
+            }
+
+            async fn unlink(&self, a: &Identity, b: &Identity) -> Result<Option<Vec<String>>> {
+                let now = now_ms();
+                let mut tx = self.begin_write().await?;
+                let mut owners = Vec::new();
+                for x in [a, b] {
+                    let c: Option<String> = sqlx::query_scalar(
+                        "SELECT customer_id FROM identities WHERE kind = $1 AND value = $2",
+                    )
+                    .bind(x.kind.as_str())
+                    .bind(&x.value)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    owners.push(c);
+                }
+                let customer = match (&owners[0], &owners[1]) {
+                    (Some(x), Some(y)) if x == y => x.clone(),
+                    _ => return Ok(None),
+                };
+                let (ka, kb) = {
+                    let (x, y) = (a.key(), b.key());
+                    if x <= y { (x, y) } else { (y, x) }
+                };
+                sqlx::query(
+                    "INSERT INTO unlinks (identity_a, identity_b, unlinked_at_ms) VALUES ($1, $2, $3) \
+                     ON CONFLICT (identity_a, identity_b) DO NOTHING",
+                )
+                .bind(&ka)
+                .bind(&kb)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                // The evidence: the customer's identities, what each interaction carried, the
+                // manual links; every recorded unlink is a cut.
+                let mut nodes: Vec<String> = Vec::new();
+                for r in sqlx::query("SELECT kind, value FROM identities WHERE customer_id = $1 ORDER BY kind, value")
+                    .bind(&customer)
+                    .fetch_all(&mut *tx)
+                    .await?
+                {
+                    let (k, v): (String, String) = (r.try_get("kind")?, r.try_get("value")?);
+                    nodes.push(format!("{k}:{v}"));
+                }
+                let index: HashMap<&str, usize> =
+                    nodes.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+                let items = sqlx::query(
+                    "SELECT id, identities FROM interactions WHERE customer_id = $1 ORDER BY occurred_at_ms, id",
+                )
+                .bind(&customer)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut edges: Vec<Vec<usize>> = Vec::new();
+                let mut item_nodes: Vec<(i64, Option<usize>)> = Vec::new();
+                for r in &items {
+                    let keys: Vec<String> =
+                        serde_json::from_str(&r.try_get::<String, _>("identities")?).unwrap_or_default();
+                    let ns: Vec<usize> = keys.iter().filter_map(|k| index.get(k.as_str()).copied()).collect();
+                    item_nodes.push((r.try_get("id")?, ns.first().copied()));
+                    edges.push(ns);
+                }
+                for r in sqlx::query("SELECT identity FROM merges WHERE kind = 'manual' AND into_customer = $1")
+                    .bind(&customer)
+                    .fetch_all(&mut *tx)
+                    .await?
+                {
+                    let text: Option<String> = r.try_get("identity")?;
+                    if let Some((x, y)) = text.as_deref().and_then(|t| t.split_once(" <-> "))
+                        && let (Some(&i), Some(&j)) = (index.get(x), index.get(y))
+                    {
+                        edges.push(vec![i, j]);
+                    }
+                }
+                let mut cuts: Vec<(usize, usize)> = Vec::new();
+                for r in sqlx::query("SELECT identity_a, identity_b FROM unlinks").fetch_all(&mut *tx).await? {
+                    let (x, y): (String, String) = (r.try_get("identity_a")?, r.try_get("identity_b")?);
+                    if let (Some(&i), Some(&j)) = (index.get(x.as_str()), index.get(y.as_str())) {
+                        cuts.push((i, j));
+                    }
+                }
+                let mut parent: Vec<usize> = (0..nodes.len()).collect();
+                fn root(p: &mut [usize], mut x: usize) -> usize {
+                    while p[x] != x {
+                        p[x] = p[p[x]];
+                        x = p[x];
+                    }
+                    x
+                }
+                for e in &edges {
+                    for w in e.windows(2) {
+                        let (ra, rb) = (root(&mut parent, w[0]), root(&mut parent, w[1]));
+                        if ra == rb {
+                            continue;
+                        }
+                        let joins_a_cut = cuts.iter().any(|&(i, j)| {
+                            let (ri, rj) = (root(&mut parent, i), root(&mut parent, j));
+                            (ri == ra && rj == rb) || (ri == rb && rj == ra)
+                        });
+                        if !joins_a_cut {
+                            parent[ra] = rb;
+                        }
+                    }
+                }
+                // Which side keeps the id: the one holding the identity that created it.
+                let keeper = nodes
+                    .iter()
+                    .position(|n| {
+                        n.split_once(':')
+                            .and_then(|(k, v)| IdentityKind::parse(k).map(|k| Identity::new(k, v)))
+                            .is_some_and(|id| identify::customer_id_for(&id) == customer)
+                    })
+                    .map(|i| root(&mut parent, i))
+                    .unwrap_or_else(|| root(&mut parent, index[a.key().as_str()]));
+                let mut id_of_root: HashMap<usize, String> = HashMap::new();
+                id_of_root.insert(keeper, customer.clone());
+                let mut result = vec![customer.clone()];
+                for i in 0..nodes.len() {
+                    let r = root(&mut parent, i);
+                    if id_of_root.contains_key(&r) {
+                        continue;
+                    }
+                    // The side's smallest identity names it (nodes are sorted).
+                    let (k, v) = nodes[i].split_once(':').unwrap_or(("", ""));
+                    let Some(kind) = IdentityKind::parse(k) else { continue };
+                    let new_id = identify::customer_id_for(&Identity::new(kind, v));
+                    sqlx::query(
+                        "INSERT INTO customers (id, display_name, created_at_ms) VALUES ($1, NULL, $2) \
+                         ON CONFLICT (id) DO UPDATE SET merged_into = NULL",
+                    )
+                    .bind(&new_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO merges (from_customer, into_customer, identity, kind, merged_at_ms) \
+                         VALUES ($1, $2, $3, 'split', $4)",
+                    )
+                    .bind(&customer)
+                    .bind(&new_id)
+                    .bind(format!("{ka} -/- {kb}"))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    id_of_root.insert(r, new_id.clone());
+                    result.push(new_id);
+                }
+                for (i, n) in nodes.iter().enumerate() {
+                    let r = root(&mut parent, i);
+                    let owner = &id_of_root[&r];
+                    if *owner == customer {
+                        continue;
+                    }
+                    let (k, v) = n.split_once(':').unwrap_or(("", ""));
+                    sqlx::query("UPDATE identities SET customer_id = $1 WHERE kind = $2 AND value = $3")
+                        .bind(owner)
+                        .bind(k)
+                        .bind(v)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for (id, first) in &item_nodes {
+                    let Some(first) = first else { continue };
+                    let owner = &id_of_root[&root(&mut parent, *first)];
+                    if *owner != customer {
+                        sqlx::query("UPDATE interactions SET customer_id = $1 WHERE id = $2")
+                            .bind(owner)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                for table in ["changes", "series_state", "analysis_progress"] {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(Some(result))
             }
 
             async fn fingerprint(&self) -> Result<Vec<(String, String, String, Option<String>)>> {

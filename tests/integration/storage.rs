@@ -373,7 +373,70 @@ async fn merges_keep_their_evidence_and_links_survive_resyncs(db: TestDb) {
     );
 }
 
+async fn unlink_splits_along_the_evidence_and_stays_split(db: TestDb) {
+    let s = db.store.as_ref();
+    // Two people on one landline, no names to tell them apart: the data merges them.
+    let phone = Identity::new(IdentityKind::Phone, "+4930999111");
+    let person = |id: &str, email: &str| {
+        let mut i = interaction(id, 1_000, Some(email), "hello");
+        i.identities.push(phone.clone());
+        i.identities.sort();
+        i.content_hash = content_hash(&i);
+        i
+    };
+    let records = vec![
+        person("1", "tom@x.org"),
+        person("2", "ute@x.org"),
+        interaction("3", 2_000, Some("ute@x.org"), "only ute"),
+    ];
+    s.write_batch(batch(records.clone())).await.unwrap();
+    let (tom, ute) = (
+        Identity::new(IdentityKind::Email, "tom@x.org"),
+        Identity::new(IdentityKind::Email, "ute@x.org"),
+    );
+    let joined = s.customer_by_identity(&tom).await.unwrap();
+    assert_eq!(joined, s.customer_by_identity(&ute).await.unwrap());
+
+    let ids = s
+        .unlink(&tom, &ute)
+        .await
+        .unwrap()
+        .expect("one customer before");
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let (ct, cu) = (
+        s.customer_by_identity(&tom).await.unwrap().unwrap(),
+        s.customer_by_identity(&ute).await.unwrap().unwrap(),
+    );
+    assert_ne!(ct, cu);
+    // Each keeps their own interactions.
+    let ute_items = s.timeline(&cu).await.unwrap();
+    assert!(ute_items.iter().any(|i| i.interaction.external_id == "3"));
+    assert!(
+        s.timeline(&ct)
+            .await
+            .unwrap()
+            .iter()
+            .all(|i| i.interaction.external_id != "3")
+    );
+    // A re-sync of the same records does not join them again; it leaves a suggestion.
+    s.write_batch(batch(records)).await.unwrap();
+    assert_ne!(
+        s.customer_by_identity(&tom).await.unwrap(),
+        s.customer_by_identity(&ute).await.unwrap()
+    );
+    assert!(
+        s.link_suggestions()
+            .await
+            .unwrap()
+            .iter()
+            .any(|x| x.reason.starts_with("kept apart"))
+    );
+    // Unlinking people who are not one customer does nothing.
+    assert!(s.unlink(&tom, &ute).await.unwrap().is_none());
+}
+
 on_both_backends!(
+    unlink_splits_along_the_evidence_and_stays_split,
     merges_keep_their_evidence_and_links_survive_resyncs,
     a_merge_past_the_size_cap_becomes_a_suggestion,
     a_shared_phone_becomes_a_suggestion_not_a_merge,
