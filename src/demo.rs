@@ -201,17 +201,7 @@ pub async fn run(out: &Path) -> Result<DemoReport, DemoError> {
     );
     for (k, c) in busiest.iter().enumerate() {
         let t = timeline::load(store.as_ref(), &c.customer_id, &countries).await?;
-        let mut table = timeline::render_table(&t);
-        let changes = store
-            .changes(&crate::store::ChangeFilter {
-                entity: Some(("customer".into(), t.customer_id.clone())),
-                ..Default::default()
-            })
-            .await?;
-        if !changes.is_empty() {
-            table.push_str("\nChanges and incidents\n");
-            table.push_str(&crate::outputs::changes::render_table(&changes));
-        }
+        let table = timeline::render_table(&t);
         write(
             &out.join("timelines")
                 .join(format!("{}.json", c.customer_id)),

@@ -463,21 +463,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let t = timeline::load(store.as_ref(), &identity, &countries).await?;
             match format {
                 TimelineFormat::Json => println!("{}", serde_json::to_string_pretty(&t)?),
-                TimelineFormat::Table => {
-                    print!("{}", timeline::render_table(&t));
-                    let changes = store
-                        .changes(&tideline::store::ChangeFilter {
-                            entity: Some(("customer".into(), t.customer_id.clone())),
-                            ..Default::default()
-                        })
-                        .await?;
-                    if !changes.is_empty() {
-                        print!(
-                            "\nChanges and incidents\n{}",
-                            tideline::outputs::changes::render_table(&changes)
-                        );
-                    }
-                }
+                TimelineFormat::Table => print!("{}", timeline::render_table(&t)),
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -42,12 +42,32 @@ pub struct InteractionOut {
     pub csat_scale: Option<String>,
 }
 
+/// A change point or incident of the customer, in the timeline.
+#[derive(Debug, Serialize)]
+pub struct ChangeOut {
+    pub occurred_at: String,
+    /// `stars`, `sentiment`, `nps` or `outcome`.
+    pub signal: String,
+    /// `confirmed`, `watch` or `incident`.
+    pub status: String,
+    pub direction: String,
+    pub before: f64,
+    pub after: f64,
+    pub confidence: f64,
+    /// Ids of the interactions that moved it, strongest first.
+    pub evidence: Vec<i64>,
+}
+
 /// The timeline as `tideline timeline --format json` prints it.
 #[derive(Debug, Serialize)]
 pub struct Timeline {
     pub customer_id: String,
     pub identities: Vec<IdentityOut>,
     pub interactions: Vec<InteractionOut>,
+    /// The customer's change points and incidents, oldest first.
+    pub changes: Vec<ChangeOut>,
+    #[serde(skip)]
+    pub stored_changes: Vec<crate::store::StoredChange>,
 }
 
 /// The identities a user's argument may mean, most specific first.
@@ -110,7 +130,35 @@ pub async fn load(
         .await?
         .ok_or_else(|| TimelineError::NotFound(arg.to_string()))?;
     let items = store.timeline(&customer.id).await?;
+    let mut stored_changes = store
+        .changes(&crate::store::ChangeFilter {
+            entity: Some(("customer".into(), customer.id.clone())),
+            ..Default::default()
+        })
+        .await?;
+    stored_changes.reverse();
+    let changes = stored_changes
+        .iter()
+        .map(|c| {
+            let c = &c.change;
+            ChangeOut {
+                occurred_at: rfc3339(c.occurred_at_ms),
+                signal: c.signal.clone(),
+                status: c.status.clone(),
+                direction: c.direction.clone(),
+                before: c.before,
+                after: c.after,
+                confidence: c.confidence,
+                evidence: c.evidence["interactions"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|i| i["id"].as_i64()).collect())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
     Ok(Timeline {
+        changes,
+        stored_changes,
         customer_id: customer.id,
         identities: customer
             .identities
@@ -181,6 +229,10 @@ pub fn render_table(t: &Timeline) -> String {
             i.sentiment.map(|s| format!("{s:+.2}")).unwrap_or_default(),
             one_line(i.text.as_deref().unwrap_or(""), 70),
         ));
+    }
+    if !t.stored_changes.is_empty() {
+        out.push_str("\nChanges and incidents\n");
+        out.push_str(&super::changes::render_table(&t.stored_changes));
     }
     out
 }

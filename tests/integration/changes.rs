@@ -231,6 +231,26 @@ async fn a_drop_is_confirmed_once_with_its_evidence(db: TestDb) {
         drop.change.evidence
     );
 
+    // The timeline carries the customer's change points with their evidence.
+    let t = tideline::outputs::timeline::load(s, "mara@example.org", &[])
+        .await
+        .unwrap();
+    let json = serde_json::to_value(&t).unwrap();
+    let confirmed: Vec<&serde_json::Value> = json["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "confirmed")
+        .collect();
+    assert!(!confirmed.is_empty(), "{json:#}");
+    let first = confirmed[0]["evidence"][0].as_i64().unwrap();
+    let ticket = t
+        .interactions
+        .iter()
+        .find(|i| i.external_id == "t-escalated")
+        .unwrap();
+    assert_eq!(first, ticket.id);
+
     // A second daemon that read the same page writes nothing: the mark has moved.
     let mark = s.analysis_progress().await.unwrap();
     let stale = tideline::store::AnalysisWrite {
