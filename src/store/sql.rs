@@ -849,13 +849,13 @@ macro_rules! impl_store {
 
             async fn link_suggestions(&self) -> Result<Vec<LinkSuggestion>> {
                 let rows = sqlx::query(
-                    "SELECT s.identity_a, s.identity_b, s.reason, s.first_seen_ms, \
-                     (SELECT customer_id FROM identities i WHERE i.kind || ':' || i.value = s.identity_a) AS ca, \
-                     (SELECT customer_id FROM identities i WHERE i.kind || ':' || i.value = s.identity_b) AS cb \
-                     FROM link_suggestions s WHERE s.status = 'open' ORDER BY s.first_seen_ms, s.identity_a, s.identity_b",
+                    "SELECT identity_a, identity_b, reason, first_seen_ms FROM link_suggestions \
+                     WHERE status = 'open' ORDER BY first_seen_ms, identity_a, identity_b",
                 )
                 .fetch_all(&self.pool)
                 .await?;
+                // Each side's customer by (kind, value), which the identities key indexes.
+                let mut owner: HashMap<String, Option<String>> = HashMap::new();
                 let mut out = Vec::new();
                 for r in rows {
                     let a: String = r.try_get("identity_a")?;
@@ -863,13 +863,25 @@ macro_rules! impl_store {
                     let (Some(shared), Some(other)) = (Identity::from_key(&a), Identity::from_key(&b)) else {
                         continue;
                     };
+                    for id in [&shared, &other] {
+                        if !owner.contains_key(&id.key()) {
+                            let c: Option<String> = sqlx::query_scalar(
+                                "SELECT customer_id FROM identities WHERE kind = $1 AND value = $2",
+                            )
+                            .bind(id.kind.as_str())
+                            .bind(&id.value)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                            owner.insert(id.key(), c);
+                        }
+                    }
                     out.push(LinkSuggestion {
+                        shared_customer: owner[&shared.key()].clone(),
+                        other_customer: owner[&other.key()].clone(),
                         shared,
                         other,
                         reason: r.try_get("reason")?,
                         first_seen_ms: r.try_get("first_seen_ms")?,
-                        shared_customer: r.try_get("ca")?,
-                        other_customer: r.try_get("cb")?,
                     });
                 }
                 Ok(out)
