@@ -54,32 +54,14 @@ struct SeriesKey {
     entity: &'static str,
     id: String,
     channel: Option<String>,
-    kind: KindKey,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct KindKey(u8);
-
-impl KindKey {
-    fn of(k: Kind) -> Self {
-        Self(Kind::ALL.iter().position(|x| *x == k).unwrap_or(0) as u8)
-    }
-    fn kind(self) -> Kind {
-        Kind::ALL[usize::from(self.0)]
-    }
+    kind: Kind,
 }
 
 impl SeriesKey {
     fn name(&self) -> String {
         match &self.channel {
-            Some(c) => format!(
-                "{}:{}/{}:{}",
-                self.entity,
-                self.id,
-                c,
-                self.kind.kind().as_str()
-            ),
-            None => format!("{}:{}:{}", self.entity, self.id, self.kind.kind().as_str()),
+            Some(c) => format!("{}:{}/{}:{}", self.entity, self.id, c, self.kind.as_str()),
+            None => format!("{}:{}:{}", self.entity, self.id, self.kind.as_str()),
         }
     }
 }
@@ -116,7 +98,7 @@ fn observations(i: &StoredInteraction) -> Vec<(SeriesKey, f64)> {
         entity,
         id: id.to_string(),
         channel: channel.map(str::to_string),
-        kind: KindKey::of(kind),
+        kind,
     };
     let speaks = matches!(
         it.kind,
@@ -173,7 +155,7 @@ fn record(
         entity: key.entity.to_string(),
         entity_id: key.id.clone(),
         channel: key.channel.clone(),
-        signal: key.kind.kind().as_str().to_string(),
+        signal: key.kind.as_str().to_string(),
         index: c.index as i64,
         occurred_at_ms: (c.t * 1000.0).round() as i64,
         direction: c.direction.as_str().to_string(),
@@ -214,7 +196,7 @@ async fn evidence_for(
                 .is_none_or(|ch| i.interaction.source == ch)
         })
         .collect();
-    let kind = key.kind.kind();
+    let kind = key.kind;
     let value_of = |i: &StoredInteraction| {
         observations(i)
             .into_iter()
@@ -339,7 +321,7 @@ pub async fn analyze(
         for (key, mut obs) in new {
             let name = key.name();
             obs.sort_by_key(|o| (o.0, o.1));
-            let kind = key.kind.kind();
+            let kind = key.kind;
             let mut live = match stored.get(&name) {
                 Some(s) => {
                     let mut det: Online =

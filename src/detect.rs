@@ -140,14 +140,9 @@ pub fn detect_lines(
     let mut summary = DetectSummary::default();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut all: Vec<Series> = Vec::new();
-    for (n, line) in input.split(b'\n').enumerate() {
-        let line_no = n as u64 + 1;
-        let raw = line?;
-        let text = String::from_utf8_lossy(&raw);
-        let text = text.trim();
-        if text.is_empty() {
-            continue;
-        }
+    for line in crate::score::jsonl_lines(input) {
+        let (line_no, text) = line?;
+        let text = text.as_str();
         let parsed = (|| -> Result<(String, f64, bool, f64), String> {
             let v: Value = serde_json::from_str(text).map_err(|e| {
                 format!("expected a JSON object {{\"series\", \"t\", \"value\"}}: {e}")

@@ -616,11 +616,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             command: CustomersCommand::Link { a, b },
         } => {
             let store = open_store(&config).await?;
-            let countries: Vec<String> = config.phone_countries();
-            let ia =
-                tideline::outputs::customer::known_identity(store.as_ref(), &a, &countries).await?;
-            let ib =
-                tideline::outputs::customer::known_identity(store.as_ref(), &b, &countries).await?;
+            let (ia, ib) = identity_pair(store.as_ref(), &config, &a, &b).await?;
             match store.link(&ia, &ib).await? {
                 Some((from, into)) if from == into => println!("already one customer: {into}"),
                 Some((from, into)) => println!("merged {from} into {into}"),
@@ -632,11 +628,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             command: CustomersCommand::Unlink { a, b },
         } => {
             let store = open_store(&config).await?;
-            let countries: Vec<String> = config.phone_countries();
-            let ia =
-                tideline::outputs::customer::known_identity(store.as_ref(), &a, &countries).await?;
-            let ib =
-                tideline::outputs::customer::known_identity(store.as_ref(), &b, &countries).await?;
+            let (ia, ib) = identity_pair(store.as_ref(), &config, &a, &b).await?;
             match store.unlink(&ia, &ib).await? {
                 Some(ids) => println!(
                     "split into {}; change detection will rebuild on its next pass",
@@ -998,6 +990,18 @@ async fn report_sentiment_model(store: &dyn Store) {
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// The stored identities two command-line arguments name (for `customers link|unlink`).
+async fn identity_pair(
+    store: &dyn tideline::store::Store,
+    config: &Config,
+    a: &str,
+    b: &str,
+) -> Result<(tideline::model::Identity, tideline::model::Identity)> {
+    let countries = config.phone_countries();
+    let known = |arg| tideline::outputs::customer::known_identity(store, arg, &countries);
+    Ok((known(a).await?, known(b).await?))
 }
 
 async fn run_daemon(config: &Config) -> Result<ExitCode> {

@@ -53,6 +53,25 @@ fn null() -> &'static RawValue {
     NULL.get_or_init(|| RawValue::from_string("null".into()).expect("valid JSON"))
 }
 
+/// The non-blank lines of a JSONL stream, trimmed, with their 1-based line numbers
+/// (blank lines count, so numbers match what an editor shows). Invalid UTF-8 is replaced,
+/// not fatal: the line then fails to parse and is reported like any other bad line.
+pub(crate) fn jsonl_lines(
+    input: impl BufRead,
+) -> impl Iterator<Item = std::io::Result<(u64, String)>> {
+    input
+        .split(b'\n')
+        .enumerate()
+        .filter_map(|(n, line)| match line {
+            Err(e) => Some(Err(e)),
+            Ok(raw) => {
+                let text = String::from_utf8_lossy(&raw);
+                let text = text.trim();
+                (!text.is_empty()).then(|| Ok((n as u64 + 1, text.to_string())))
+            }
+        })
+}
+
 /// Scores every line of `input` to `output`. `lang_hint` is the language to assume for
 /// texts too short to detect.
 pub fn score_lines(
@@ -63,14 +82,9 @@ pub fn score_lines(
     mut on_error: impl FnMut(u64, &str),
 ) -> std::io::Result<ScoreSummary> {
     let mut summary = ScoreSummary::default();
-    for (n, line) in input.split(b'\n').enumerate() {
-        let line_no = n as u64 + 1;
-        let raw = line?;
-        let text = String::from_utf8_lossy(&raw);
-        let text = text.trim();
-        if text.is_empty() {
-            continue;
-        }
+    for line in jsonl_lines(input) {
+        let (line_no, text) = line?;
+        let text = text.as_str();
         let parsed: Result<Input, String> = serde_json::from_str::<Input>(text)
             .map_err(|e| format!("expected a JSON object with a `text` string: {e}"));
         let parsed = parsed.and_then(|i| match i.text {

@@ -68,6 +68,17 @@ pub(super) const LOCATION_SUMMARY: &str = "SELECT location_id, \
     MIN(occurred_at_ms) AS first_ms, MAX(occurred_at_ms) AS last_ms \
     FROM interactions GROUP BY location_id ORDER BY location_id";
 
+/// Merging customer `$2` into `$1`: its identities and interactions move, its row points on.
+pub(super) const MERGE_CUSTOMER: [&str; 3] = [
+    "UPDATE identities SET customer_id = $1 WHERE customer_id = $2",
+    "UPDATE interactions SET customer_id = $1 WHERE customer_id = $2",
+    "UPDATE customers SET merged_into = $1 WHERE id = $2",
+];
+
+/// Everything change detection derives; emptied when the next pass must read all history
+/// again (`reset_analysis`, an erasure, a split).
+pub(super) const ANALYSIS_TABLES: [&str; 3] = ["changes", "series_state", "analysis_progress"];
+
 /// Writes the body of `impl Store` for a backend struct with a `pool` field and a
 /// `begin_write` method.
 macro_rules! impl_store {
@@ -389,11 +400,7 @@ macro_rules! impl_store {
                     out.new_customers += qb.build().execute(&mut *tx).await?.rows_affected();
                 }
                 for (from, into) in &resolution.merges {
-                    for sql in [
-                        "UPDATE identities SET customer_id = $1 WHERE customer_id = $2",
-                        "UPDATE interactions SET customer_id = $1 WHERE customer_id = $2",
-                        "UPDATE customers SET merged_into = $1 WHERE id = $2",
-                    ] {
+                    for sql in MERGE_CUSTOMER {
                         sqlx::query(sql).bind(into).bind(from).execute(&mut *tx).await?;
                     }
                     // The evidence: a record of this batch that carries one of `from`'s
@@ -433,44 +440,31 @@ macro_rules! impl_store {
                     .await?;
                     out.merged_customers += 1;
                 }
-                for (a, b) in &resolution.kept_apart {
-                    out.link_suggestions += sqlx::query(
-                        "INSERT INTO link_suggestions (identity_a, identity_b, reason, first_seen_ms) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (identity_a, identity_b) DO NOTHING",
-                    )
-                    .bind(a.key())
-                    .bind(b.key())
-                    .bind("kept apart: an operator unlinked these customers")
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                }
-                for (a, b) in &resolution.capped {
-                    out.link_suggestions += sqlx::query(
-                        "INSERT INTO link_suggestions (identity_a, identity_b, reason, first_seen_ms) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (identity_a, identity_b) DO NOTHING",
-                    )
-                    .bind(a.key())
-                    .bind(b.key())
-                    .bind(format!("size cap: joining them would make one customer of more than {max_component} identities"))
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                }
-                for (shared, other) in &resolution.suggestions {
-                    out.link_suggestions += sqlx::query(
-                        "INSERT INTO link_suggestions (identity_a, identity_b, reason, first_seen_ms) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (identity_a, identity_b) DO NOTHING",
-                    )
-                    .bind(shared.key())
-                    .bind(other.key())
-                    .bind("shared phone: the records carry different first names and their own emails or ids")
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                let size_reason = format!(
+                    "size cap: joining them would make one customer of more than {max_component} identities"
+                );
+                let held = [
+                    (&resolution.kept_apart, "kept apart: an operator unlinked these customers"),
+                    (&resolution.capped, size_reason.as_str()),
+                    (
+                        &resolution.suggestions,
+                        "shared phone: the records carry different first names and their own emails or ids",
+                    ),
+                ];
+                for (pairs, reason) in held {
+                    for (x, y) in pairs {
+                        out.link_suggestions += sqlx::query(
+                            "INSERT INTO link_suggestions (identity_a, identity_b, reason, first_seen_ms) \
+                             VALUES ($1, $2, $3, $4) ON CONFLICT (identity_a, identity_b) DO NOTHING",
+                        )
+                        .bind(x.key())
+                        .bind(y.key())
+                        .bind(reason)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    }
                 }
                 let new_identities: Vec<(&Identity, &String)> =
                     resolution.new_identities.iter().collect();
@@ -1171,7 +1165,7 @@ macro_rules! impl_store {
 
             async fn reset_analysis(&self) -> Result<()> {
                 let mut tx = self.begin_write().await?;
-                for table in ["changes", "series_state", "analysis_progress"] {
+                for table in ANALYSIS_TABLES {
                     sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
                         .execute(&mut *tx)
                         .await?;
@@ -1328,7 +1322,7 @@ macro_rules! impl_store {
                         .await?
                         .rows_affected();
                 }
-                for table in ["changes", "series_state", "analysis_progress"] {
+                for table in ANALYSIS_TABLES {
                     sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
                         .execute(&mut *tx)
                         .await?;
@@ -1425,11 +1419,7 @@ macro_rules! impl_store {
                 if from < into {
                     std::mem::swap(&mut from, &mut into);
                 }
-                for sql in [
-                    "UPDATE identities SET customer_id = $1 WHERE customer_id = $2",
-                    "UPDATE interactions SET customer_id = $1 WHERE customer_id = $2",
-                    "UPDATE customers SET merged_into = $1 WHERE id = $2",
-                ] {
+                for sql in MERGE_CUSTOMER {
                     sqlx::query(sql).bind(&into).bind(&from).execute(&mut *tx).await?;
                 }
                 sqlx::query(
@@ -1624,7 +1614,7 @@ macro_rules! impl_store {
                             .await?;
                     }
                 }
-                for table in ["changes", "series_state", "analysis_progress"] {
+                for table in ANALYSIS_TABLES {
                     sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
                         .execute(&mut *tx)
                         .await?;

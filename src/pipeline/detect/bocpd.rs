@@ -205,10 +205,6 @@ impl Bocpd {
         self.n
     }
 
-    pub fn live_runs(&self) -> usize {
-        self.log_p.len()
-    }
-
     /// Runs as (posterior probability, first index, statistics), oldest first.
     pub fn runs(&self) -> impl Iterator<Item = (f64, u64, &Stats)> {
         self.log_p
@@ -384,10 +380,6 @@ impl Bocpd {
     /// Statistics of an empty run under this model.
     pub fn empty_stats(&self) -> Stats {
         Stats::empty(&self.model)
-    }
-
-    pub fn model(&self) -> &Model {
-        &self.model
     }
 }
 

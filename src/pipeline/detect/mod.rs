@@ -20,7 +20,7 @@ use cost::{CategoricalSums, Cost, LinearSums, MeanSums};
 use serde::{Deserialize, Serialize};
 
 /// What a series measures, which decides its model, its cost and its units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// Star ratings 1-5 (ordinal; rounded to whole stars).
@@ -493,10 +493,6 @@ impl Online {
             last_t: None,
             n: 0,
         }
-    }
-
-    pub fn kind(&self) -> Kind {
-        self.kind
     }
 
     pub fn observations(&self) -> u64 {
