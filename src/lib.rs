@@ -11,6 +11,7 @@ pub mod detect;
 pub mod erasure;
 pub mod ingest;
 pub mod learn;
+pub mod metrics;
 pub mod model;
 pub mod outputs;
 pub mod pipeline;

@@ -383,6 +383,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// How far change detection has read (an interaction id; 0 before the first pass).
     async fn analysis_progress(&self) -> Result<i64>;
+
+    /// Stored interactions after the analysis progress mark (the detectors' queue).
+    async fn analysis_backlog(&self) -> Result<i64>;
     /// Interactions with an id above `after_id`, by id.
     async fn interactions_after(&self, after_id: i64, limit: i64)
     -> Result<Vec<StoredInteraction>>;

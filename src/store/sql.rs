@@ -1021,6 +1021,15 @@ macro_rules! impl_store {
                 })
             }
 
+            async fn analysis_backlog(&self) -> Result<i64> {
+                Ok(sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM interactions WHERE id > \
+                     COALESCE((SELECT last_id FROM analysis_progress WHERE name = 'changes'), 0)",
+                )
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
             async fn interactions_after(&self, after_id: i64, limit: i64) -> Result<Vec<StoredInteraction>> {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "{SELECT_INTERACTION} WHERE id > $1 ORDER BY id LIMIT $2"
