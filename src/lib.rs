@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod model;
 pub mod outputs;
 pub mod pipeline;
+pub mod schedule;
 pub mod score;
 pub mod store;
 pub mod synth;

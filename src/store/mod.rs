@@ -311,6 +311,47 @@ pub struct Erasure {
     pub quarantine_needles: Vec<String>,
 }
 
+/// A request to run one scheduled tick of a job.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest<'a> {
+    pub job: &'a str,
+    /// The scheduled time of the tick (not when it fired).
+    pub tick_ms: i64,
+    pub instance: &'a str,
+    pub now_ms: i64,
+    /// How long the claim holds without a heartbeat.
+    pub lease_ms: i64,
+    /// A run for ticks missed while no instance was up.
+    pub catch_up: bool,
+}
+
+/// What claiming a (job, tick) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This instance runs the tick. `attempt` > 1: it took the tick over from a holder
+    /// whose lease ran out.
+    Run { attempt: i64 },
+    /// The tick ran, or runs now, on the named instance.
+    Taken { instance: String },
+    /// The job is still running an earlier tick (here or elsewhere): this tick is skipped.
+    Busy { instance: String, tick_ms: i64 },
+}
+
+/// One claimed (job, tick).
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRun {
+    pub job: String,
+    pub tick_ms: i64,
+    pub instance: String,
+    /// `running`, `done`, `failed`, or `abandoned` (the holder stopped renewing its lease).
+    pub state: String,
+    pub catch_up: bool,
+    pub attempts: i64,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
     pub interactions: i64,
@@ -344,6 +385,35 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn finish_import_run(&self, id: i64, status: &str) -> Result<()>;
 
     async fn cursor(&self, source: &str) -> Result<Option<String>>;
+
+    /// Claims one tick of a scheduled job: one transaction that holds the job's lock row,
+    /// so of any number of instances exactly one gets `Claim::Run` for a (job, tick), and
+    /// no instance starts a job whose lease another holds.
+    async fn claim_job(&self, req: &ClaimRequest<'_>) -> Result<Claim>;
+
+    /// Extends the lease of a running claim. `false`: the claim is no longer this
+    /// instance's (its lease ran out and another instance took the job).
+    async fn renew_job_lease(
+        &self,
+        job: &str,
+        tick_ms: i64,
+        instance: &str,
+        lease_until_ms: i64,
+    ) -> Result<bool>;
+
+    /// Records the end of a claimed run and releases the job's lease. `false`: the claim
+    /// was no longer this instance's.
+    async fn finish_job(
+        &self,
+        job: &str,
+        tick_ms: i64,
+        instance: &str,
+        now_ms: i64,
+        error: Option<&str>,
+    ) -> Result<bool>;
+
+    /// Claimed runs, newest tick first; one job or all.
+    async fn job_runs(&self, job: Option<&str>, limit: i64) -> Result<Vec<JobRun>>;
 
     /// The customer an identity belongs to.
     async fn customer_by_identity(&self, identity: &Identity) -> Result<Option<String>>;

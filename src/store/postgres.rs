@@ -59,6 +59,21 @@ impl PgStore {
         Ok(tx)
     }
 
+    /// A transaction that holds the job's lock row (`FOR UPDATE`) until it ends. Not the
+    /// identity lock: a claim must not wait behind a large batch write.
+    async fn begin_claim(&self, job: &str) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO job_locks (job) VALUES ($1) ON CONFLICT (job) DO NOTHING")
+            .bind(job)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SELECT job FROM job_locks WHERE job = $1 FOR UPDATE")
+            .bind(job)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
     fn after_write(&self) {}
 
     /// The customers of the given identity values of one kind, as (value, customer id):

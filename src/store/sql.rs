@@ -667,6 +667,184 @@ macro_rules! impl_store {
                 )
             }
 
+            async fn claim_job(&self, req: &ClaimRequest<'_>) -> Result<Claim> {
+                let mut tx = self.begin_claim(req.job).await?;
+                let lock = sqlx::query(
+                    "SELECT instance, tick_ms, lease_until_ms FROM job_locks WHERE job = $1",
+                )
+                .bind(req.job)
+                .fetch_one(&mut *tx)
+                .await?;
+                let holder: Option<String> = lock.try_get("instance")?;
+                let held_tick: Option<i64> = lock.try_get("tick_ms")?;
+                let lease_until: i64 = lock.try_get("lease_until_ms")?;
+                let live = holder.is_some() && lease_until > req.now_ms;
+                let run = sqlx::query(
+                    "SELECT instance, state, attempts FROM job_runs WHERE job = $1 AND tick_ms = $2",
+                )
+                .bind(req.job)
+                .bind(req.tick_ms)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let attempt = match run {
+                    Some(r) => {
+                        let state: String = r.try_get("state")?;
+                        let instance: String = r.try_get("instance")?;
+                        if state != "running" || (live && held_tick == Some(req.tick_ms)) {
+                            return Ok(Claim::Taken { instance });
+                        }
+                        if live {
+                            return Ok(Claim::Busy {
+                                instance: holder.unwrap_or_default(),
+                                tick_ms: held_tick.unwrap_or_default(),
+                            });
+                        }
+                        // The holder of this very tick stopped renewing its lease: take it over.
+                        let attempts: i64 = r.try_get("attempts")?;
+                        sqlx::query(
+                            "UPDATE job_runs SET instance = $3, attempts = $4, started_at_ms = $5 \
+                             WHERE job = $1 AND tick_ms = $2",
+                        )
+                        .bind(req.job)
+                        .bind(req.tick_ms)
+                        .bind(req.instance)
+                        .bind(attempts + 1)
+                        .bind(req.now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                        attempts + 1
+                    }
+                    None => {
+                        if live {
+                            return Ok(Claim::Busy {
+                                instance: holder.unwrap_or_default(),
+                                tick_ms: held_tick.unwrap_or_default(),
+                            });
+                        }
+                        sqlx::query(
+                            "INSERT INTO job_runs (job, tick_ms, instance, state, catch_up, attempts, started_at_ms) \
+                             VALUES ($1, $2, $3, 'running', $4, 1, $5)",
+                        )
+                        .bind(req.job)
+                        .bind(req.tick_ms)
+                        .bind(req.instance)
+                        .bind(i64::from(req.catch_up))
+                        .bind(req.now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                        1
+                    }
+                };
+                // A previous holder whose lease ran out left its run unfinished: say so.
+                if let (Some(h), Some(t)) = (&holder, held_tick) {
+                    if t != req.tick_ms {
+                        sqlx::query(
+                            "UPDATE job_runs SET state = 'abandoned', finished_at_ms = $4, \
+                             error = 'the instance stopped renewing its lease' \
+                             WHERE job = $1 AND tick_ms = $2 AND instance = $3 AND state = 'running'",
+                        )
+                        .bind(req.job)
+                        .bind(t)
+                        .bind(h)
+                        .bind(req.now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                sqlx::query(
+                    "UPDATE job_locks SET instance = $2, tick_ms = $3, lease_until_ms = $4 WHERE job = $1",
+                )
+                .bind(req.job)
+                .bind(req.instance)
+                .bind(req.tick_ms)
+                .bind(req.now_ms + req.lease_ms)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Claim::Run { attempt })
+            }
+
+            async fn renew_job_lease(
+                &self,
+                job: &str,
+                tick_ms: i64,
+                instance: &str,
+                lease_until_ms: i64,
+            ) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE job_locks SET lease_until_ms = $4 \
+                     WHERE job = $1 AND tick_ms = $2 AND instance = $3",
+                )
+                .bind(job)
+                .bind(tick_ms)
+                .bind(instance)
+                .bind(lease_until_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn finish_job(
+                &self,
+                job: &str,
+                tick_ms: i64,
+                instance: &str,
+                now_ms: i64,
+                error: Option<&str>,
+            ) -> Result<bool> {
+                let mut tx = self.begin_claim(job).await?;
+                let ran = sqlx::query(
+                    "UPDATE job_runs SET state = $4, finished_at_ms = $5, error = $6 \
+                     WHERE job = $1 AND tick_ms = $2 AND instance = $3 AND state = 'running'",
+                )
+                .bind(job)
+                .bind(tick_ms)
+                .bind(instance)
+                .bind(if error.is_some() { "failed" } else { "done" })
+                .bind(now_ms)
+                .bind(error)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE job_locks SET instance = NULL, lease_until_ms = 0 \
+                     WHERE job = $1 AND tick_ms = $2 AND instance = $3",
+                )
+                .bind(job)
+                .bind(tick_ms)
+                .bind(instance)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(ran.rows_affected() == 1)
+            }
+
+            async fn job_runs(&self, job: Option<&str>, limit: i64) -> Result<Vec<JobRun>> {
+                let rows = sqlx::query(
+                    "SELECT job, tick_ms, instance, state, catch_up, attempts, started_at_ms, \
+                     finished_at_ms, error FROM job_runs WHERE ($1 IS NULL OR job = $1) \
+                     ORDER BY tick_ms DESC, job LIMIT $2",
+                )
+                .bind(job)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(JobRun {
+                            job: r.try_get("job")?,
+                            tick_ms: r.try_get("tick_ms")?,
+                            instance: r.try_get("instance")?,
+                            state: r.try_get("state")?,
+                            catch_up: r.try_get::<i64, _>("catch_up")? == 1,
+                            attempts: r.try_get("attempts")?,
+                            started_at_ms: r.try_get("started_at_ms")?,
+                            finished_at_ms: r.try_get("finished_at_ms")?,
+                            error: r.try_get("error")?,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn customer_by_identity(&self, identity: &Identity) -> Result<Option<String>> {
                 Ok(sqlx::query_scalar(
                     "SELECT customer_id FROM identities WHERE kind = $1 AND value = $2",

@@ -71,6 +71,17 @@ impl SqliteStore {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// A transaction that owns the job's lock row: `BEGIN IMMEDIATE` already makes it the
+    /// database's only writer.
+    async fn begin_claim(&self, job: &str) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("INSERT INTO job_locks (job) VALUES ($1) ON CONFLICT (job) DO NOTHING")
+            .bind(job)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
     /// The customers of the given identity values of one kind, as (value, customer id).
     /// SQLite has no array parameters: an `IN` list per 500 values, served by the
     /// (kind, value) key.

@@ -99,6 +99,16 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// A second, independent connection pool on the same database: what another daemon
+    /// of a fleet would hold.
+    pub async fn another_store(&self) -> Arc<dyn Store> {
+        store::connect(&self.url, &ConnectOptions::default())
+            .await
+            .unwrap()
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(schema) = self.schema.take() {

@@ -10,4 +10,5 @@ mod config;
 mod erasure;
 mod import;
 mod learn;
+mod schedule;
 mod storage;
