@@ -112,7 +112,7 @@ async fn fleet_runs_every_tick_once(db: TestDb) {
             *outcomes.entry(key).or_default() += 1;
         }
     }
-    let log = log.lock().unwrap();
+    let log = std::mem::take(&mut *log.lock().unwrap());
     let mut seen: HashMap<(String, i64), usize> = HashMap::new();
     for (job, tick, _) in log.iter() {
         *seen.entry((job.clone(), *tick)).or_default() += 1;
