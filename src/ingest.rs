@@ -93,7 +93,7 @@ struct ReplayOptions {
     timezone: Option<String>,
 }
 
-fn context(
+pub(crate) fn context(
     config: &Config,
     preset: Preset,
     mapping: Option<&Mapping>,
@@ -176,7 +176,7 @@ fn progress_bar(config: &Config, total_bytes: u64) -> ProgressBar {
 /// Imports one file. Returns the counts; row-level problems are quarantined, not errors.
 /// Drops what belongs to erased people: interactions carrying a tombstoned identity and
 /// rejected rows that name a tombstoned email.
-fn drop_erased(
+pub(crate) fn drop_erased(
     tombstones: Option<&crate::erasure::Tombstones>,
     mut interactions: Vec<crate::model::Interaction>,
     mut rejects: Vec<RowError>,

@@ -41,8 +41,16 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the daemon until SIGTERM or Ctrl-C.
+    /// Run the daemon until SIGTERM or Ctrl-C (SIGHUP reloads the configuration).
     Run,
+    /// Run connectors once, each until the end of its stream, and exit.
+    Sync {
+        /// Connector names (`[[connector]]` name); all when none is given.
+        names: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+        format: SummaryFormat,
+    },
     /// Import the bundled samples into a fresh SQLite database and show what Tideline sees.
     Demo {
         /// Where to put the database, the summary and the timelines.
@@ -402,7 +410,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         if daemon { &config.log.level } else { "warn" },
     );
     match cli.command {
-        Command::Run => run_daemon(&config).await,
+        Command::Run => run_daemon(config, cli.config.clone(), overrides).await,
+        Command::Sync { names, format } => sync_once(&config, &names, format).await,
         Command::Demo { out } => {
             let report = tideline::demo::run(&out).await?;
             print!("{}", report.text);
@@ -1004,117 +1013,106 @@ async fn identity_pair(
     Ok((known(a).await?, known(b).await?))
 }
 
-async fn run_daemon(config: &Config) -> Result<ExitCode> {
-    let store = open_store(config).await?;
-    let counts = store.counts().await?;
-    let mut scheduler = tokio_cron_scheduler::JobScheduler::new()
-        .await
-        .context("cannot create the scheduler")?;
+async fn run_daemon(
+    config: Config,
+    path: Option<PathBuf>,
+    overrides: Overrides,
+) -> Result<ExitCode> {
+    let store = open_store(&config).await?;
     report_sentiment_model(store.as_ref()).await;
+    let analyzer = Arc::new(learn::analyzer_for(store.as_ref(), &config.pipeline).await?);
     {
         // Texts scored by an older model (before an upgrade) are scored again, in the
         // background and in pages, so figures compare like with like.
-        let store = store.clone();
-        let pipeline = config.pipeline.clone();
+        let (store, analyzer) = (store.clone(), analyzer.clone());
         tokio::spawn(async move {
-            let result = async {
-                let analyzer = Arc::new(learn::analyzer_for(store.as_ref(), &pipeline).await?);
-                learn::rescore(store.as_ref(), analyzer).await
-            }
-            .await;
-            match result {
+            match learn::rescore(store.as_ref(), analyzer).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(texts = n, "Texts re-scored with the model in use."),
                 Err(e) => tracing::warn!(error = %e, "Re-scoring stored texts failed."),
             }
         });
     }
-    if config.pipeline.sentiment_adapt {
-        let store = store.clone();
-        let pipeline = config.pipeline.clone();
-        let job = tokio_cron_scheduler::Job::new_async(
-            config.pipeline.sentiment_adapt_cron.as_str(),
-            move |_, _| {
-                let store = store.clone();
-                let pipeline = pipeline.clone();
-                Box::pin(async move {
-                    match learn::train(store.as_ref(), &pipeline, now_ms()).await {
-                        Ok(o) => tracing::info!(
-                            version = %o.version,
-                            examples = o.report.examples,
-                            held_out = o.report.held_out,
-                            builtin_accuracy = o.report.base_accuracy,
-                            adapted_accuracy = o.report.adapted_accuracy,
-                            builtin_macro_f1 = o.report.base_macro_f1,
-                            adapted_macro_f1 = o.report.adapted_macro_f1,
-                            adopted = o.report.adopted,
-                            rescored = o.rescored,
-                            "Sentiment model retrained."
-                        ),
-                        Err(e) => tracing::error!(error = %e, "Sentiment retraining failed."),
-                    }
-                })
-            },
-        )
-        .context("pipeline.sentiment_adapt_cron")?;
-        scheduler
-            .add(job)
-            .await
-            .context("cannot schedule sentiment retraining")?;
-    }
-    {
-        let store = store.clone();
-        let job = tokio_cron_scheduler::Job::new_async(
-            config.pipeline.detect_cron.as_str(),
-            move |_, _| {
-                let store = store.clone();
-                Box::pin(async move {
-                    let settings = tideline::pipeline::detect::Settings::default();
-                    match tideline::analyze::analyze(store.as_ref(), &settings, now_ms()).await {
-                        Ok(r) if r.interactions > 0 => tracing::info!(
-                            interactions = r.interactions,
-                            series = r.series,
-                            confirmed = r.confirmed,
-                            watching = r.watching,
-                            incidents = r.incidents,
-                            rebuilt = r.rebuilt,
-                            "Change detection pass."
-                        ),
-                        Ok(_) => {}
-                        Err(e) => tracing::error!(error = %e, "Change detection failed."),
-                    }
-                })
-            },
-        )
-        .context("pipeline.detect_cron")?;
-        scheduler
-            .add(job)
-            .await
-            .context("cannot schedule change detection")?;
-    }
-    scheduler
-        .start()
-        .await
-        .context("cannot start the scheduler")?;
-    tracing::info!(
-        backend = store.backend(),
-        interactions = counts.interactions,
-        customers = counts.customers,
-        locations = config.locations.len(),
-        "Tideline started."
-    );
-    shutdown_signal().await;
-    tracing::info!("Shutting down.");
-    scheduler.shutdown().await.context("scheduler shutdown")?;
-    tracing::info!("Stopped.");
+    let metrics = Arc::new(tideline::metrics::Metrics::new());
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reload: tideline::daemon::Reload = Box::new(move || {
+        Config::load(path.as_deref(), &overrides).map_err(|e| e.to_string())
+    });
+    let serve_http = |_config: &Config, _stop: tokio_util::sync::CancellationToken| None;
+    tideline::daemon::run(
+        config,
+        store,
+        analyzer,
+        tideline::daemon::Services { metrics, ready },
+        reload,
+        &serve_http,
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `tideline sync`: each named connector once, until the end of its stream. Ctrl-C or
+/// SIGTERM stops after the page in hand.
+async fn sync_once(config: &Config, names: &[String], format: SummaryFormat) -> Result<ExitCode> {
+    let selected = tideline::sync::select(config, names)?;
+    if selected.is_empty() {
+        eprintln!("No connectors configured; add a [[connector]] table (config/example.toml shows one).");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = open_store(config).await?;
+    let analyzer = Arc::new(learn::analyzer_for(store.as_ref(), &config.pipeline).await?);
+    let metrics = Arc::new(tideline::metrics::Metrics::new());
+    let stop = tokio_util::sync::CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            stop.cancel();
+        });
+    }
+    let mut failed = false;
+    let mut reports = Vec::new();
+    for c in selected {
+        match tideline::sync::sync_connector(
+            store.as_ref(),
+            analyzer.clone(),
+            config,
+            c,
+            metrics.clone(),
+            stop.clone(),
+        )
+        .await
+        {
+            Ok(r) => {
+                if format != SummaryFormat::Json {
+                    println!("{r}");
+                }
+                reports.push(serde_json::to_value(&r)?);
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("error: {e}");
+                reports.push(serde_json::json!({"connector": c.name, "error": e.to_string()}));
+            }
+        }
+        if stop.is_cancelled() {
+            break;
+        }
+    }
+    if format == SummaryFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    #[cfg(unix)]
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -1123,8 +1121,6 @@ async fn shutdown_signal() {
             Err(_) => std::future::pending::<()>().await,
         }
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},

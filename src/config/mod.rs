@@ -5,8 +5,13 @@
 //! the data directory can be overridden from the environment or the command line
 //! (see [`Overrides`]).
 
+mod daemon;
 mod secret;
 
+pub use daemon::{
+    ConnectorConfig, ConnectorKind, DEFAULT_CONNECTOR_CRON, HttpSettings, SchedulerConfig, ZendeskAuth,
+    ZendeskSettings,
+};
 pub use secret::{Secret, redact_url};
 
 use crate::model::Location;
@@ -44,6 +49,10 @@ struct RawConfig {
     identity: RawIdentity,
     #[serde(default, rename = "location")]
     locations: Vec<RawLocation>,
+    #[serde(default)]
+    scheduler: daemon::RawScheduler,
+    #[serde(default, rename = "connector")]
+    connectors: Vec<daemon::RawConnector>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -184,6 +193,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub identity: IdentityConfig,
     pub locations: Vec<Location>,
+    pub scheduler: SchedulerConfig,
+    pub connectors: Vec<ConnectorConfig>,
 }
 
 /// Identities that must never join people.
@@ -514,10 +525,16 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
         });
     }
 
+    let scheduler = daemon::scheduler(raw.scheduler, &mut problems);
+    let location_ids: Vec<String> = locations.iter().map(|l| l.id.clone()).collect();
+    let connectors = daemon::connectors(raw.connectors, &location_ids, &mut problems);
+
     if !problems.is_empty() {
         return Err(problems);
     }
     Ok(Config {
+        scheduler,
+        connectors,
         storage: StorageConfig {
             data_dir,
             database_url,

@@ -9,7 +9,7 @@
 pub mod decode;
 mod delighted;
 pub mod mapping;
-mod zendesk;
+pub(crate) mod zendesk;
 
 use crate::model::InteractionKind;
 use crate::pipeline::normalize::{RowError, SourceRecord};
@@ -384,7 +384,7 @@ fn json_value(
     }
 }
 
-fn page_ticket(t: &Value, users: &zendesk::Users, origin: &str, line: Option<u64>) -> SourceRecord {
+pub(crate) fn page_ticket(t: &Value, users: &zendesk::Users, origin: &str, line: Option<u64>) -> SourceRecord {
     let requester = t
         .get("requester_id")
         .and_then(Value::as_i64)
