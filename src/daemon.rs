@@ -176,7 +176,10 @@ fn cron_job(job: &ScheduledJob, runner: Arc<Runner>) -> Result<Job, DaemonError>
 }
 
 impl Registered {
-    async fn start(jobs: &[ScheduledJob], runner: &Arc<Runner>) -> Result<Arc<Registered>, DaemonError> {
+    async fn start(
+        jobs: &[ScheduledJob],
+        runner: &Arc<Runner>,
+    ) -> Result<Arc<Registered>, DaemonError> {
         let scheduler = JobScheduler::new()
             .await
             .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
@@ -259,8 +262,10 @@ enum Signal {
 
 async fn next_signal() -> Signal {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup()))
-    else {
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
         let _ = tokio::signal::ctrl_c().await;
         return Signal::Stop;
     };
@@ -346,7 +351,9 @@ pub async fn run(
                             Signal::Stop => break None,
                             Signal::Reload => match reload() {
                                 Ok(c) => break Some(c),
-                                Err(p) => tracing::error!(problems = %p, "The configuration has problems; keeping the running one."),
+                                Err(p) => {
+                                    tracing::error!(problems = %p, "The configuration has problems; keeping the running one.")
+                                }
                             },
                         }
                     }

@@ -1035,9 +1035,8 @@ async fn run_daemon(
     }
     let metrics = Arc::new(tideline::metrics::Metrics::new());
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reload: tideline::daemon::Reload = Box::new(move || {
-        Config::load(path.as_deref(), &overrides).map_err(|e| e.to_string())
-    });
+    let reload: tideline::daemon::Reload =
+        Box::new(move || Config::load(path.as_deref(), &overrides).map_err(|e| e.to_string()));
     let serve_http = |_config: &Config, _stop: tokio_util::sync::CancellationToken| None;
     tideline::daemon::run(
         config,
@@ -1056,20 +1055,27 @@ async fn run_daemon(
 async fn sync_once(config: &Config, names: &[String], format: SummaryFormat) -> Result<ExitCode> {
     let selected = tideline::sync::select(config, names)?;
     if selected.is_empty() {
-        eprintln!("No connectors configured; add a [[connector]] table (config/example.toml shows one).");
+        eprintln!(
+            "No connectors configured; add a [[connector]] table (config/example.toml shows one)."
+        );
         return Ok(ExitCode::SUCCESS);
+    }
+    // Signals first: a SIGTERM while the model loads is a stop request too.
+    let stop = tokio_util::sync::CancellationToken::new();
+    {
+        let stop = stop.clone();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+            stop.cancel();
+        });
     }
     let store = open_store(config).await?;
     let analyzer = Arc::new(learn::analyzer_for(store.as_ref(), &config.pipeline).await?);
     let metrics = Arc::new(tideline::metrics::Metrics::new());
-    let stop = tokio_util::sync::CancellationToken::new();
-    {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            stop.cancel();
-        });
-    }
     let mut failed = false;
     let mut reports = Vec::new();
     for c in selected {
@@ -1107,22 +1113,4 @@ async fn sync_once(config: &Config, names: &[String], format: SummaryFormat) -> 
     } else {
         ExitCode::SUCCESS
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

@@ -65,13 +65,20 @@ impl std::fmt::Display for SyncReport {
             self.updated,
             self.unchanged,
             self.quarantined,
-            if self.stopped { ", stopped (resumes from the cursor)" } else { "" }
+            if self.stopped {
+                ", stopped (resumes from the cursor)"
+            } else {
+                ""
+            }
         )
     }
 }
 
 /// The connectors `names` picks (all when empty), in configuration order.
-pub fn select<'a>(config: &'a Config, names: &[String]) -> Result<Vec<&'a ConnectorConfig>, SyncError> {
+pub fn select<'a>(
+    config: &'a Config,
+    names: &[String],
+) -> Result<Vec<&'a ConnectorConfig>, SyncError> {
     if names.is_empty() {
         return Ok(config.connectors.iter().collect());
     }
@@ -131,7 +138,14 @@ async fn run(
         source,
     })?;
     let preset = fetcher.preset();
-    let cx = crate::ingest::context(config, preset, None, name, connector.location.as_deref(), None)?;
+    let cx = crate::ingest::context(
+        config,
+        preset,
+        None,
+        name,
+        connector.location.as_deref(),
+        None,
+    )?;
     let replay_options = serde_json::json!({
         "mapping": null,
         "location": connector.location,

@@ -94,7 +94,10 @@ impl ConnectorKind {
 #[derive(Debug, Clone)]
 pub enum ZendeskAuth {
     /// `{email}/token:{api_token}`
-    ApiToken { email: String, token: Secret },
+    ApiToken {
+        email: String,
+        token: Secret,
+    },
     OAuth(Secret),
 }
 
@@ -154,7 +157,12 @@ fn parse_tz(key: &str, value: &str, problems: &mut Vec<String>) -> chrono_tz::Tz
 }
 
 /// A cron schedule, or a problem naming the key.
-pub(super) fn schedule(key: &str, expr: &str, tz: chrono_tz::Tz, problems: &mut Vec<String>) -> Schedule {
+pub(super) fn schedule(
+    key: &str,
+    expr: &str,
+    tz: chrono_tz::Tz,
+    problems: &mut Vec<String>,
+) -> Schedule {
     Schedule::parse(expr, tz).unwrap_or_else(|e| {
         problems.push(format!(
             "{key}: `{expr}` is not a cron schedule ({e}); fix: six fields with seconds first, e.g. \"0 */15 * * * *\" (every 15 minutes)"
@@ -303,7 +311,13 @@ pub(super) fn connectors(
                 "{at}.per_page: {per_page} is out of range; fix: 1 to 1000 (Zendesk's maximum)"
             ));
         }
-        let http = http_settings(&at, z.timeout_secs, z.max_retries, z.max_wait_secs, problems);
+        let http = http_settings(
+            &at,
+            z.timeout_secs,
+            z.max_retries,
+            z.max_wait_secs,
+            problems,
+        );
         if let Some(auth) = auth {
             out.push(ConnectorConfig {
                 name: z.name,
@@ -360,5 +374,10 @@ fn parse_start(s: &str) -> Option<i64> {
     }
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .ok()
-        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp())
+        .map(|d| {
+            d.and_hms_opt(0, 0, 0)
+                .expect("midnight")
+                .and_utc()
+                .timestamp()
+        })
 }

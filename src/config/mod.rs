@@ -9,8 +9,8 @@ mod daemon;
 mod secret;
 
 pub use daemon::{
-    ConnectorConfig, ConnectorKind, DEFAULT_CONNECTOR_CRON, HttpSettings, SchedulerConfig, ZendeskAuth,
-    ZendeskSettings,
+    ConnectorConfig, ConnectorKind, DEFAULT_CONNECTOR_CRON, HttpSettings, SchedulerConfig,
+    ZendeskAuth, ZendeskSettings,
 };
 pub use secret::{Secret, redact_url};
 

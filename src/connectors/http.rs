@@ -133,7 +133,8 @@ impl Http {
                         }
                         429 => {
                             let told = vendor_wait(&headers).or_else(|| retry_after(&headers));
-                            cx.metrics.connector(&cx.connector, |c| c.rate_limit_waits += 1);
+                            cx.metrics
+                                .connector(&cx.connector, |c| c.rate_limit_waits += 1);
                             (
                                 told.map(Wait::Told).unwrap_or(Wait::Backoff),
                                 ConnectorError::RateLimited {
@@ -274,7 +275,10 @@ mod tests {
                 .unwrap(),
         );
         let d = retry_after(&h).unwrap();
-        assert!(d > Duration::from_secs(27) && d <= Duration::from_secs(30), "{d:?}");
+        assert!(
+            d > Duration::from_secs(27) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
         h.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
     }

@@ -33,7 +33,9 @@ pub enum ConnectorError {
     Setup(String),
     #[error("{request}: {message}")]
     Network { request: String, message: String },
-    #[error("{request}: the server refused the credentials (HTTP {status}): {message}; fix: check the token and its scopes")]
+    #[error(
+        "{request}: the server refused the credentials (HTTP {status}): {message}; fix: check the token and its scopes"
+    )]
     Auth {
         request: String,
         status: u16,
@@ -47,7 +49,9 @@ pub enum ConnectorError {
         status: u16,
         message: String,
     },
-    #[error("{request}: the server asks to wait {secs} s, more than max_wait_secs ({max_secs} s); the next run resumes from the cursor")]
+    #[error(
+        "{request}: the server asks to wait {secs} s, more than max_wait_secs ({max_secs} s); the next run resumes from the cursor"
+    )]
     WaitTooLong {
         request: String,
         secs: u64,

@@ -63,13 +63,16 @@ impl super::Connector for Zendesk {
             }
             ZendeskAuth::OAuth(t) => rb.bearer_auth(t.expose()),
         };
-        let resp = self.http.get(&url, &label, cx, &authorize, &|_| None).await?;
+        let resp = self
+            .http
+            .get(&url, &label, cx, &authorize, &|_| None)
+            .await?;
         let payload = |message: String| ConnectorError::Payload {
             request: label.clone(),
             message,
         };
-        let v: Value = serde_json::from_str(&resp.body)
-            .map_err(|e| payload(format!("not JSON ({e})")))?;
+        let v: Value =
+            serde_json::from_str(&resp.body).map_err(|e| payload(format!("not JSON ({e})")))?;
         let tickets = v
             .get("tickets")
             .and_then(Value::as_array)
@@ -88,7 +91,9 @@ impl super::Connector for Zendesk {
         // Where a ticket came from, for messages: the page's starting cursor.
         let origin = format!(
             "zendesk {ENDPOINT} after {}",
-            cursor.map(short).unwrap_or_else(|| format!("start_time={}", self.settings.start_time))
+            cursor
+                .map(short)
+                .unwrap_or_else(|| format!("start_time={}", self.settings.start_time))
         );
         let mut page = Page {
             cursor: next.map(str::to_string),

@@ -12,3 +12,4 @@ mod import;
 mod learn;
 mod schedule;
 mod storage;
+mod sync;

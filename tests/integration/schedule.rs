@@ -88,7 +88,11 @@ async fn fleet_runs_every_tick_once(db: TestDb) {
         .collect();
     // SQLite serves one daemon; three writers contending for its one lock wait in its
     // busy handler, so the fleet-sized run is PostgreSQL's.
-    let ticks = if db.store.backend() == "postgres" { 1000 } else { 100 };
+    let ticks = if db.store.backend() == "postgres" {
+        1000
+    } else {
+        100
+    };
     let mut outcomes: HashMap<&'static str, usize> = HashMap::new();
     for k in 0..ticks {
         // The timers fire a little after the tick.

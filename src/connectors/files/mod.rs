@@ -384,7 +384,12 @@ fn json_value(
     }
 }
 
-pub(crate) fn page_ticket(t: &Value, users: &zendesk::Users, origin: &str, line: Option<u64>) -> SourceRecord {
+pub(crate) fn page_ticket(
+    t: &Value,
+    users: &zendesk::Users,
+    origin: &str,
+    line: Option<u64>,
+) -> SourceRecord {
     let requester = t
         .get("requester_id")
         .and_then(Value::as_i64)
