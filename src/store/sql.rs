@@ -1760,10 +1760,10 @@ macro_rules! impl_store {
 
             async fn sources_status(&self) -> Result<Vec<SourceStatus>> {
                 let mut by: std::collections::BTreeMap<String, SourceStatus> = Default::default();
-                fn entry<'a>(
-                    by: &'a mut std::collections::BTreeMap<String, SourceStatus>,
+                fn entry(
+                    by: &mut std::collections::BTreeMap<String, SourceStatus>,
                     source: String,
-                ) -> &'a mut SourceStatus {
+                ) -> &mut SourceStatus {
                     by.entry(source.clone()).or_insert_with(|| SourceStatus {
                         source,
                         ..Default::default()
