@@ -137,6 +137,9 @@ impl Api {
     }
 }
 
+/// Which interactions a filter should return.
+type Predicate = Box<dyn Fn(&Value) -> bool>;
+
 fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str, what: &str) {
     assert_eq!(status, expected, "{what}: {body}");
     assert_eq!(body["error"]["code"], code, "{what}: {body}");
@@ -305,7 +308,7 @@ async fn pages_and_filters_return_each_interaction_once(db: TestDb) {
         .find_map(|i| i["location"].as_str())
         .unwrap()
         .to_string();
-    let cases: Vec<(String, Box<dyn Fn(&Value) -> bool>)> = vec![
+    let cases: Vec<(String, Predicate)> = vec![
         (
             "source=zendesk".into(),
             Box::new(|i: &Value| i["source"] == "zendesk"),
