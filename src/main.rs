@@ -308,6 +308,24 @@ enum BenchCommand {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// The HTTP API under load: a fresh SQLite store filled with generated interactions,
+    /// then customer timelines requested at random over loopback; latency percentiles.
+    Api {
+        #[arg(long, default_value_t = 1_000_000)]
+        interactions: u64,
+        #[arg(long, default_value_t = 100_000)]
+        customers: u64,
+        #[arg(long, default_value_t = 20_000)]
+        requests: u64,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Interactions per write batch while filling.
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+        /// Working directory (default: a temporary one, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -884,6 +902,50 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             if !keep {
                 let _ = std::fs::remove_dir_all(&dir);
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Api {
+                    interactions,
+                    customers,
+                    requests,
+                    concurrency,
+                    batch,
+                    dir,
+                },
+        } => {
+            let keep = dir.is_some();
+            let dir = dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("tideline-bench-api-{}", std::process::id()))
+            });
+            let opts = tideline::bench::api::ApiBenchOptions {
+                interactions,
+                customers,
+                requests,
+                concurrency,
+                warmup: (requests / 10).min(2_000),
+                batch,
+                dir: dir.clone(),
+                seed: 7,
+            };
+            let r = tideline::bench::api::api(&opts, &config).await;
+            if !keep {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            let r = r?;
+            println!(
+                "bench api (sqlite): {} interactions, {} customers stored in {:.1} s ({:.0} rows/s), database {:.0} MB",
+                r.interactions,
+                r.customers,
+                r.fill_secs,
+                r.interactions as f64 / r.fill_secs.max(1e-9),
+                r.database_bytes as f64 / 1e6
+            );
+            println!(
+                "GET /api/v1/customers/{{id}}/timeline x {} at concurrency {concurrency} (mean {:.1} interactions each, {} errors): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {:.0} requests/s",
+                r.requests, r.mean_items, r.errors, r.p50, r.p90, r.p99, r.max, r.requests_per_sec
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
