@@ -372,6 +372,47 @@ async fn pages_and_filters_return_each_interaction_once(db: TestDb) {
         api.db.store.counts().await.unwrap().customers
     );
     assert!(cids.windows(2).all(|w| w[0] < w[1]));
+    for (filter, field, value) in [
+        ("source=delighted", "source", "delighted"),
+        (
+            &*format!("location={location}"),
+            "location",
+            location.as_str(),
+        ),
+    ] {
+        let expected: BTreeSet<String> = all
+            .iter()
+            .filter(|i| i[field] == value)
+            .filter_map(|i| i["customer_id"].as_str().map(str::to_string))
+            .collect();
+        let got: BTreeSet<String> = api
+            .walk(&format!("/api/v1/customers?limit=2&{filter}"))
+            .await
+            .iter()
+            .map(|c| c["customer_id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(got, expected, "{filter}");
+        assert!(!expected.is_empty(), "{filter}");
+    }
+    // A customer's interactions at one location (the customer's index drives the query).
+    let someone = all
+        .iter()
+        .find(|i| i["customer_id"].is_string() && i["location"].is_string())
+        .unwrap();
+    let (cid, loc) = (
+        someone["customer_id"].as_str().unwrap(),
+        someone["location"].as_str().unwrap(),
+    );
+    let got = walked(
+        api.walk(&format!(
+            "/api/v1/interactions?customer={cid}&location={loc}&limit=1"
+        ))
+        .await,
+    );
+    assert_eq!(
+        got,
+        ids_where(&|i: &Value| i["customer_id"] == cid && i["location"] == loc)
+    );
     let active = api.get("/api/v1/customers?order=activity&limit=5").await;
     assert!(active["next_cursor"].is_null());
     assert_eq!(active["items"].as_array().unwrap().len(), 5);
