@@ -316,6 +316,24 @@ enum BenchCommand {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// The HTTP API under load: a fresh SQLite store filled with generated interactions,
+    /// then customer timelines requested at random over loopback; latency percentiles.
+    Api {
+        #[arg(long, default_value_t = 1_000_000)]
+        interactions: u64,
+        #[arg(long, default_value_t = 100_000)]
+        customers: u64,
+        #[arg(long, default_value_t = 20_000)]
+        requests: u64,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Interactions per write batch while filling.
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+        /// Working directory (default: a temporary one, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -895,6 +913,50 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench {
+            command:
+                BenchCommand::Api {
+                    interactions,
+                    customers,
+                    requests,
+                    concurrency,
+                    batch,
+                    dir,
+                },
+        } => {
+            let keep = dir.is_some();
+            let dir = dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("tideline-bench-api-{}", std::process::id()))
+            });
+            let opts = tideline::bench::api::ApiBenchOptions {
+                interactions,
+                customers,
+                requests,
+                concurrency,
+                warmup: (requests / 10).min(2_000),
+                batch,
+                dir: dir.clone(),
+                seed: 7,
+            };
+            let r = tideline::bench::api::api(&opts, &config).await;
+            if !keep {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            let r = r?;
+            println!(
+                "bench api (sqlite): {} interactions, {} customers stored in {:.1} s ({:.0} rows/s), database {:.0} MB",
+                r.interactions,
+                r.customers,
+                r.fill_secs,
+                r.interactions as f64 / r.fill_secs.max(1e-9),
+                r.database_bytes as f64 / 1e6
+            );
+            println!(
+                "GET /api/v1/customers/{{id}}/timeline x {} at concurrency {concurrency} (mean {:.1} interactions each, {} errors): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {:.0} requests/s",
+                r.requests, r.mean_items, r.errors, r.p50, r.p90, r.p99, r.max, r.requests_per_sec
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -1037,7 +1099,47 @@ async fn run_daemon(
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reload: tideline::daemon::Reload =
         Box::new(move || Config::load(path.as_deref(), &overrides).map_err(|e| e.to_string()));
-    let serve_http = |_config: &Config, _stop: tokio_util::sync::CancellationToken| None;
+    // The HTTP API: bound once here so a taken port or a refused address stops the start;
+    // a reload binds again with the new settings.
+    let first_listener = if config.http.enabled {
+        Some(tideline::outputs::http::bind(&config.http).await?)
+    } else {
+        None
+    };
+    let first_listener = std::sync::Mutex::new(first_listener);
+    let (api_store, api_metrics, api_ready) = (store.clone(), metrics.clone(), ready.clone());
+    let serve_http = move |config: &Config, stop: tokio_util::sync::CancellationToken| {
+        if !config.http.enabled {
+            return None;
+        }
+        let mut state =
+            tideline::outputs::http::ApiState::new(api_store.clone(), api_metrics.clone(), config);
+        state.ready = api_ready.clone();
+        let listener = first_listener.lock().ok().and_then(|mut l| l.take());
+        let http = config.http.clone();
+        Some(tokio::spawn(async move {
+            let listener = match listener {
+                Some(l) => l,
+                None => match tideline::outputs::http::bind(&http).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "The HTTP API cannot listen.");
+                        return;
+                    }
+                },
+            };
+            if let Err(e) =
+                tideline::outputs::http::serve(
+                    listener,
+                    state,
+                    async move { stop.cancelled().await },
+                )
+                .await
+            {
+                tracing::error!(error = %e, "The HTTP API stopped.");
+            }
+        }))
+    };
     tideline::daemon::run(
         config,
         store,

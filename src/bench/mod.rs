@@ -2,6 +2,7 @@
 //! SQLite database through the same path as `tideline import`, and prints the rate and
 //! the peak memory. Generation is not timed.
 
+pub mod api;
 pub mod detect;
 
 use crate::config::{Config, Secret};

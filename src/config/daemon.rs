@@ -381,3 +381,62 @@ fn parse_start(s: &str) -> Option<i64> {
                 .timestamp()
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError, Overrides};
+
+    #[test]
+    fn connector_problems_are_reported_together() {
+        let text = r#"
+[scheduler]
+timezone = "Mars/Olympus"
+[[location]]
+id = "berlin"
+[[connector]]
+kind = "zendesk"
+name = "support desk"
+base_url = "acme.zendesk.com"
+schedule = "*/5 * * * *"
+location = "paris"
+per_page = 5000
+[[connector]]
+kind = "zendesk"
+name = "other"
+base_url = "https://acme.zendesk.com"
+api_token_env = "TIDELINE_TEST_SURELY_UNSET"
+"#;
+        let Err(ConfigError::Invalid { problems, .. }) =
+            Config::from_toml(text, "t.toml", &Overrides::default())
+        else {
+            panic!("invalid config accepted");
+        };
+        let all = problems.join("\n");
+        for needle in [
+            "scheduler.timezone",
+            "connector[0] (support desk).name",
+            "connector[0] (support desk).schedule",
+            "connector[0] (support desk).location",
+            "connector[0] (support desk).base_url",
+            "connector[0] (support desk).per_page",
+            "connector[0] (support desk): no credentials",
+            "connector[1] (other).api_token_env",
+        ] {
+            assert!(all.contains(needle), "missing {needle}:\n{all}");
+        }
+        assert!(problems.iter().all(|p| p.contains("fix:")), "{all}");
+    }
+
+    #[test]
+    fn unknown_connector_keys_and_kinds_are_refused() {
+        for text in [
+            "[[connector]]\nkind = \"zendesk\"\nname = \"a\"\nbase_url = \"https://x\"\nsubdomian = \"x\"\n",
+            "[[connector]]\nkind = \"zendeks\"\nname = \"a\"\n",
+        ] {
+            assert!(
+                Config::from_toml(text, "t.toml", &Overrides::default()).is_err(),
+                "{text}"
+            );
+        }
+    }
+}

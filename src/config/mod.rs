@@ -6,12 +6,14 @@
 //! (see [`Overrides`]).
 
 mod daemon;
+mod http;
 mod secret;
 
 pub use daemon::{
     ConnectorConfig, ConnectorKind, DEFAULT_CONNECTOR_CRON, HttpSettings, SchedulerConfig,
     ZendeskAuth, ZendeskSettings,
 };
+pub use http::{ApiToken, HttpConfig, Scope};
 pub use secret::{Secret, redact_url};
 
 use crate::model::Location;
@@ -41,6 +43,8 @@ struct RawConfig {
     storage: RawStorage,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    http: http::RawHttp,
     #[serde(default)]
     import: RawImport,
     #[serde(default)]
@@ -189,6 +193,8 @@ pub const DEFAULT_ADAPT_CRON: &str = "0 30 3 * * *";
 pub struct Config {
     pub storage: StorageConfig,
     pub log: LogConfig,
+    /// The HTTP API `tideline run` serves.
+    pub http: HttpConfig,
     pub import: ImportConfig,
     pub pipeline: PipelineConfig,
     pub identity: IdentityConfig,
@@ -372,6 +378,8 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
         ));
     }
 
+    let http = http::validate(raw.http, &mut problems);
+
     // import
     let batch_rows = raw.import.batch_rows.unwrap_or(5000);
     if !(1..=100_000).contains(&batch_rows) {
@@ -542,6 +550,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
             busy_timeout_secs,
         },
         log: LogConfig { format, level },
+        http,
         import: ImportConfig {
             batch_rows,
             default_timezone,

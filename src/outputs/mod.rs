@@ -3,6 +3,7 @@
 
 pub mod changes;
 pub mod customer;
+pub mod http;
 pub mod quarantine;
 pub mod summary;
 pub mod timeline;

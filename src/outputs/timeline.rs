@@ -3,7 +3,7 @@
 use super::{one_line, rfc3339};
 use crate::model::{Identity, IdentityKind};
 use crate::pipeline::identify::{normalize_email, normalize_phone};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoredInteraction};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -125,10 +125,20 @@ pub async fn load(
     countries: &[String],
 ) -> Result<Timeline, TimelineError> {
     let customer_id = resolve(store, arg, countries).await?;
-    let customer = store
-        .customer(&customer_id)
+    for_customer(store, &customer_id)
         .await?
-        .ok_or_else(|| TimelineError::NotFound(arg.to_string()))?;
+        .ok_or_else(|| TimelineError::NotFound(arg.to_string()))
+}
+
+/// The timeline of a customer id (`None` when no customer has it; a merged id reads the
+/// customer it was merged into).
+pub async fn for_customer(
+    store: &dyn Store,
+    customer_id: &str,
+) -> Result<Option<Timeline>, StoreError> {
+    let Some(customer) = store.customer(customer_id).await? else {
+        return Ok(None);
+    };
     let items = store.timeline(&customer.id).await?;
     let mut stored_changes = store
         .changes(&crate::store::ChangeFilter {
@@ -156,7 +166,7 @@ pub async fn load(
             }
         })
         .collect();
-    Ok(Timeline {
+    Ok(Some(Timeline {
         changes,
         stored_changes,
         customer_id: customer.id,
@@ -168,29 +178,30 @@ pub async fn load(
                 value: i.value,
             })
             .collect(),
-        interactions: items
-            .into_iter()
-            .map(|s| {
-                let i = s.interaction;
-                InteractionOut {
-                    id: s.id,
-                    source: i.source,
-                    kind: i.kind.as_str().to_string(),
-                    external_id: i.external_id,
-                    occurred_at: rfc3339(i.occurred_at_ms),
-                    location: i.location_id,
-                    text: i.text,
-                    language: i.language,
-                    stars: i.stars,
-                    nps: i.nps,
-                    csat_scale: i.csat.as_ref().map(|c| c.scale.clone()),
-                    csat: i.csat.map(|c| c.value),
-                    ces: i.ces.map(|c| c.value),
-                    sentiment: i.sentiment.map(|s| s.score),
-                }
-            })
-            .collect(),
-    })
+        interactions: items.into_iter().map(InteractionOut::from).collect(),
+    }))
+}
+
+impl From<StoredInteraction> for InteractionOut {
+    fn from(s: StoredInteraction) -> Self {
+        let i = s.interaction;
+        InteractionOut {
+            id: s.id,
+            source: i.source,
+            kind: i.kind.as_str().to_string(),
+            external_id: i.external_id,
+            occurred_at: rfc3339(i.occurred_at_ms),
+            location: i.location_id,
+            text: i.text,
+            language: i.language,
+            stars: i.stars,
+            nps: i.nps,
+            csat_scale: i.csat.as_ref().map(|c| c.scale.clone()),
+            csat: i.csat.map(|c| c.value),
+            ces: i.ces.map(|c| c.value),
+            sentiment: i.sentiment.map(|s| s.score),
+        }
+    }
 }
 
 /// A fixed-width table for a terminal.

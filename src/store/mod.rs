@@ -6,6 +6,7 @@
 //! happen in one transaction, so a crash at any point leaves either the whole batch or
 //! none of it, and re-running an import converges on the same state.
 
+mod pages;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -17,6 +18,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 use std::sync::Arc;
 
+pub use pages::{
+    ChangePageFilter, CustomerFilter, InteractionFilter, QuarantineFilter, RunSummary, SourceStatus,
+};
 pub use postgres::{PgStore, url_in_schema};
 pub use sqlite::{SqliteStore, remove_database};
 
@@ -504,6 +508,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every interaction's (source, external_id, content_hash, customer_id), sorted; for
     /// tests and consistency checks.
     async fn fingerprint(&self) -> Result<Vec<(String, String, String, Option<String>)>>;
+
+    // --- HTTP API reads ---
+    /// A trivial query: the store answers (readiness).
+    async fn ping(&self) -> Result<()>;
+    /// One page of interactions matching the filter, by id ascending after `f.after_id`.
+    async fn interactions_page(&self, f: &InteractionFilter) -> Result<Vec<StoredInteraction>>;
+    /// One page of customers (not merged into another), by id ascending after `f.after`,
+    /// with how much they said and from how many sources.
+    async fn customers_page(&self, f: &CustomerFilter) -> Result<Vec<CustomerActivity>>;
+    /// One page of changes matching the filter, by id descending before `f.before_id`.
+    async fn changes_page(&self, f: &ChangePageFilter) -> Result<Vec<StoredChange>>;
+    async fn change(&self, id: i64) -> Result<Option<StoredChange>>;
+    /// One page of quarantined rows, by id ascending after `f.after_id`.
+    async fn quarantine_page(&self, f: &QuarantineFilter) -> Result<Vec<QuarantineItem>>;
+    /// Every source seen in runs, cursors, interactions or quarantine, by name.
+    async fn sources_status(&self) -> Result<Vec<SourceStatus>>;
 }
 
 /// Connection settings beyond the URL.

@@ -79,6 +79,55 @@ pub(super) const MERGE_CUSTOMER: [&str; 3] = [
 /// again (`reset_analysis`, an erasure, a split).
 pub(super) const ANALYSIS_TABLES: [&str; 3] = ["changes", "series_state", "analysis_progress"];
 
+/// A value bound to a statement built at run time (the HTTP API's filters).
+pub(super) enum Arg {
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+/// A `WHERE` clause built condition by condition, numbering the `$n` parameters as it goes,
+/// so a filter that is not given costs nothing in the plan (no `$1 IS NULL OR ...`, which
+/// keeps both planners off the index).
+#[derive(Default)]
+pub(super) struct Conditions {
+    pub sql: String,
+    pub args: Vec<Arg>,
+}
+
+impl Conditions {
+    /// Adds `AND <cond>`, where `?` in `cond` stands for the value's parameter.
+    pub fn and(&mut self, cond: &str, arg: Arg) {
+        self.args.push(arg);
+        let p = format!("${}", self.args.len());
+        self.sql.push_str(if self.sql.is_empty() {
+            " WHERE "
+        } else {
+            " AND "
+        });
+        self.sql.push_str(&cond.replace('?', &p));
+    }
+
+    pub fn and_text(&mut self, cond: &str, v: &Option<String>) {
+        if let Some(v) = v {
+            self.and(cond, Arg::Text(v.clone()));
+        }
+    }
+
+    /// The next parameter's placeholder, for `LIMIT`.
+    pub fn push(&mut self, arg: Arg) -> String {
+        self.args.push(arg);
+        format!("${}", self.args.len())
+    }
+}
+
+pub(super) const SELECT_CHANGE: &str = "SELECT id, series, entity, entity_id, channel, signal, \
+    idx, occurred_at_ms, direction, before_value, after_value, confidence, status, n_before, \
+    n_after, evidence, detected_at_ms FROM changes";
+
+pub(super) const SELECT_QUARANTINE: &str = "SELECT id, source, preset, origin, line, field, \
+    expected, message, raw, options, status, created_at_ms FROM quarantine";
+
 /// Writes the body of `impl Store` for a backend struct with a `pool` field and a
 /// `begin_write` method.
 macro_rules! impl_store {
@@ -966,39 +1015,13 @@ macro_rules! impl_store {
             }
 
             async fn quarantine(&self, status: Option<&str>) -> Result<Vec<QuarantineItem>> {
-                let rows = sqlx::query(
-                    "SELECT id, source, preset, origin, line, field, expected, message, raw, \
-                     options, status, created_at_ms FROM quarantine \
-                     WHERE ($1 IS NULL OR status = $1) ORDER BY id",
-                )
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{SELECT_QUARANTINE} WHERE ($1 IS NULL OR status = $1) ORDER BY id"
+                )))
                 .bind(status)
                 .fetch_all(&self.pool)
                 .await?;
-                rows.iter()
-                    .map(|r| {
-                        let options: String = r.try_get("options")?;
-                        let line: i64 = r.try_get("line")?;
-                        Ok(QuarantineItem {
-                            id: r.try_get("id")?,
-                            status: r.try_get("status")?,
-                            created_at_ms: r.try_get("created_at_ms")?,
-                            entry: QuarantineEntry {
-                                source: r.try_get("source")?,
-                                preset: r.try_get("preset")?,
-                                options: serde_json::from_str(&options)
-                                    .unwrap_or(serde_json::Value::Null),
-                                error: $crate::pipeline::RowError {
-                                    origin: r.try_get("origin")?,
-                                    line: (line > 0).then_some(line as u64),
-                                    field: r.try_get("field")?,
-                                    expected: r.try_get("expected")?,
-                                    message: r.try_get("message")?,
-                                    raw: r.try_get("raw")?,
-                                },
-                            },
-                        })
-                    })
-                    .collect()
+                rows.iter().map(row_to_quarantine).collect()
             }
 
             async fn set_quarantine_status(&self, ids: &[i64], status: &str) -> Result<u64> {
@@ -1362,11 +1385,7 @@ macro_rules! impl_store {
             }
 
             async fn changes(&self, f: &ChangeFilter) -> Result<Vec<StoredChange>> {
-                let mut sql = String::from(
-                    "SELECT id, series, entity, entity_id, channel, signal, idx, occurred_at_ms, \
-                     direction, before_value, after_value, confidence, status, n_before, n_after, \
-                     evidence, detected_at_ms FROM changes WHERE 1 = 1",
-                );
+                let mut sql = format!("{SELECT_CHANGE} WHERE 1 = 1");
                 let mut n = 0;
                 let mut mark = || {
                     n += 1;
@@ -1394,33 +1413,7 @@ macro_rules! impl_store {
                     q = q.bind(l);
                 }
                 let rows = q.fetch_all(&self.pool).await?;
-                rows.iter()
-                    .map(|r| {
-                        let evidence: String = r.try_get("evidence")?;
-                        Ok(StoredChange {
-                            id: r.try_get("id")?,
-                            change: ChangeRecord {
-                                series: r.try_get("series")?,
-                                entity: r.try_get("entity")?,
-                                entity_id: r.try_get("entity_id")?,
-                                channel: r.try_get("channel")?,
-                                signal: r.try_get("signal")?,
-                                index: r.try_get("idx")?,
-                                occurred_at_ms: r.try_get("occurred_at_ms")?,
-                                direction: r.try_get("direction")?,
-                                before: r.try_get("before_value")?,
-                                after: r.try_get("after_value")?,
-                                confidence: r.try_get("confidence")?,
-                                status: r.try_get("status")?,
-                                n_before: r.try_get("n_before")?,
-                                n_after: r.try_get("n_after")?,
-                                evidence: serde_json::from_str(&evidence)
-                                    .map_err(|e| StoreError::Corrupt(format!("change evidence: {e}")))?,
-                                detected_at_ms: r.try_get("detected_at_ms")?,
-                            },
-                        })
-                    })
-                    .collect()
+                rows.iter().map(row_to_change).collect()
             }
 
             async fn erase(&self, e: &Erasure) -> Result<ErasureOutcome> {
@@ -1828,6 +1821,261 @@ macro_rules! impl_store {
                     })
                     .collect()
             }
+
+            // --- HTTP API reads ---
+            async fn ping(&self) -> Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn interactions_page(&self, f: &InteractionFilter) -> Result<Vec<StoredInteraction>> {
+                let mut w = Conditions::default();
+                w.and("id > ?", Arg::Int(f.after_id));
+                // A customer's few rows are the cheapest way in. Without statistics SQLite
+                // would rather seek the (location_id, id) or (source, id) index and walk
+                // the whole location; `|| ''` keeps both planners off those two.
+                let (source, location) = if f.customer.is_some() {
+                    ("source || '' = ?", "location_id || '' = ?")
+                } else {
+                    ("source = ?", "location_id = ?")
+                };
+                w.and_text(source, &f.source);
+                w.and_text(location, &f.location);
+                w.and_text("language = ?", &f.language);
+                w.and_text("kind = ?", &f.kind);
+                w.and_text("customer_id = ?", &f.customer);
+                w.and_text("sentiment_label = ?", &f.sentiment_label);
+                if let Some(v) = f.sentiment_min {
+                    w.and("sentiment >= ?", Arg::Real(v));
+                }
+                if let Some(v) = f.sentiment_max {
+                    w.and("sentiment <= ?", Arg::Real(v));
+                }
+                if let Some(v) = f.from_ms {
+                    w.and("occurred_at_ms >= ?", Arg::Int(v));
+                }
+                if let Some(v) = f.to_ms {
+                    w.and("occurred_at_ms < ?", Arg::Int(v));
+                }
+                let limit = w.push(Arg::Int(f.limit));
+                let sql = format!("{SELECT_INTERACTION}{} ORDER BY id LIMIT {limit}", w.sql);
+                let rows = bind_args(sqlx::query(sqlx::AssertSqlSafe(sql)), w.args)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(row_to_interaction).collect()
+            }
+
+            async fn customers_page(&self, f: &CustomerFilter) -> Result<Vec<CustomerActivity>> {
+                let mut w = Conditions::default();
+                w.sql.push_str(" WHERE c.merged_into IS NULL");
+                w.and_text("c.id > ?", &f.after);
+                // The subqueries go in by the customer's index; `|| ''` keeps the planner
+                // from scanning the whole source or location once per customer instead.
+                w.and_text(
+                    "EXISTS (SELECT 1 FROM interactions s WHERE s.customer_id = c.id AND s.source || '' = ?)",
+                    &f.source,
+                );
+                w.and_text(
+                    "EXISTS (SELECT 1 FROM interactions l WHERE l.customer_id = c.id AND l.location_id || '' = ?)",
+                    &f.location,
+                );
+                let limit = w.push(Arg::Int(f.limit));
+                let sql = format!(
+                    "SELECT c.id, c.display_name, \
+                     (SELECT COUNT(*) FROM interactions i WHERE i.customer_id = c.id) AS n, \
+                     (SELECT COUNT(DISTINCT i.source) FROM interactions i WHERE i.customer_id = c.id) AS sources \
+                     FROM customers c{} ORDER BY c.id LIMIT {limit}",
+                    w.sql
+                );
+                let rows = bind_args(sqlx::query(sqlx::AssertSqlSafe(sql)), w.args)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(CustomerActivity {
+                            customer_id: r.try_get("id")?,
+                            display_name: r.try_get("display_name")?,
+                            interactions: r.try_get("n")?,
+                            sources: r.try_get("sources")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn changes_page(&self, f: &ChangePageFilter) -> Result<Vec<StoredChange>> {
+                let mut w = Conditions::default();
+                if let Some(id) = f.before_id {
+                    w.and("id < ?", Arg::Int(id));
+                }
+                w.and_text("entity = 'location' AND entity_id = ?", &f.location);
+                w.and_text("entity = 'customer' AND entity_id = ?", &f.customer);
+                w.and_text("signal = ?", &f.signal);
+                w.and_text("status = ?", &f.status);
+                if let Some(v) = f.from_ms {
+                    w.and("occurred_at_ms >= ?", Arg::Int(v));
+                }
+                if let Some(v) = f.to_ms {
+                    w.and("occurred_at_ms < ?", Arg::Int(v));
+                }
+                let limit = w.push(Arg::Int(f.limit));
+                let sql = format!("{SELECT_CHANGE}{} ORDER BY id DESC LIMIT {limit}", w.sql);
+                let rows = bind_args(sqlx::query(sqlx::AssertSqlSafe(sql)), w.args)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(row_to_change).collect()
+            }
+
+            async fn change(&self, id: i64) -> Result<Option<StoredChange>> {
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT_CHANGE} WHERE id = $1")))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(row_to_change).transpose()
+            }
+
+            async fn quarantine_page(&self, f: &QuarantineFilter) -> Result<Vec<QuarantineItem>> {
+                let mut w = Conditions::default();
+                w.and("id > ?", Arg::Int(f.after_id));
+                w.and_text("status = ?", &f.status);
+                w.and_text("source = ?", &f.source);
+                let limit = w.push(Arg::Int(f.limit));
+                let sql = format!("{SELECT_QUARANTINE}{} ORDER BY id LIMIT {limit}", w.sql);
+                let rows = bind_args(sqlx::query(sqlx::AssertSqlSafe(sql)), w.args)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(row_to_quarantine).collect()
+            }
+
+            async fn sources_status(&self) -> Result<Vec<SourceStatus>> {
+                let mut by: std::collections::BTreeMap<String, SourceStatus> = Default::default();
+                fn entry(
+                    by: &mut std::collections::BTreeMap<String, SourceStatus>,
+                    source: String,
+                ) -> &mut SourceStatus {
+                    by.entry(source.clone()).or_insert_with(|| SourceStatus {
+                        source,
+                        ..Default::default()
+                    })
+                }
+                for r in sqlx::query(
+                    "SELECT source, COUNT(*) AS runs, \
+                     SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed, \
+                     MAX(CASE WHEN status = 'done' THEN finished_at_ms END) AS last_success, \
+                     MAX(id) AS last_id FROM import_runs GROUP BY source",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                {
+                    let s = entry(&mut by, r.try_get("source")?);
+                    s.runs = r.try_get("runs")?;
+                    s.failed_runs = r.try_get::<Option<i64>, _>("failed")?.unwrap_or(0);
+                    s.last_success_ms = r.try_get("last_success")?;
+                    let last: i64 = r.try_get("last_id")?;
+                    let run = sqlx::query(
+                        "SELECT id, status, started_at_ms, finished_at_ms, read_count, inserted, \
+                         updated, quarantined FROM import_runs WHERE id = $1",
+                    )
+                    .bind(last)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    s.last_run = Some(RunSummary {
+                        id: run.try_get("id")?,
+                        status: run.try_get("status")?,
+                        started_at_ms: run.try_get("started_at_ms")?,
+                        finished_at_ms: run.try_get("finished_at_ms")?,
+                        read: run.try_get("read_count")?,
+                        inserted: run.try_get("inserted")?,
+                        updated: run.try_get("updated")?,
+                        quarantined: run.try_get("quarantined")?,
+                    });
+                }
+                for r in sqlx::query("SELECT source, updated_at_ms FROM sync_cursors")
+                    .fetch_all(&self.pool)
+                    .await?
+                {
+                    entry(&mut by, r.try_get("source")?).cursor_updated_ms =
+                        Some(r.try_get("updated_at_ms")?);
+                }
+                for r in sqlx::query("SELECT source, COUNT(*) AS n FROM interactions GROUP BY source")
+                    .fetch_all(&self.pool)
+                    .await?
+                {
+                    entry(&mut by, r.try_get("source")?).interactions = r.try_get("n")?;
+                }
+                for r in sqlx::query(
+                    "SELECT source, COUNT(*) AS n FROM quarantine WHERE status = 'open' GROUP BY source",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                {
+                    entry(&mut by, r.try_get("source")?).quarantine_open = r.try_get("n")?;
+                }
+                Ok(by.into_values().collect())
+            }
+        }
+
+        // --- HTTP API reads ---
+        fn bind_args<'q>(
+            mut q: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
+            args: Vec<Arg>,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+            for a in args {
+                q = match a {
+                    Arg::Int(v) => q.bind(v),
+                    Arg::Real(v) => q.bind(v),
+                    Arg::Text(v) => q.bind(v),
+                };
+            }
+            q
+        }
+
+        fn row_to_change(r: &<$db as sqlx::Database>::Row) -> Result<StoredChange> {
+            let evidence: String = r.try_get("evidence")?;
+            Ok(StoredChange {
+                id: r.try_get("id")?,
+                change: ChangeRecord {
+                    series: r.try_get("series")?,
+                    entity: r.try_get("entity")?,
+                    entity_id: r.try_get("entity_id")?,
+                    channel: r.try_get("channel")?,
+                    signal: r.try_get("signal")?,
+                    index: r.try_get("idx")?,
+                    occurred_at_ms: r.try_get("occurred_at_ms")?,
+                    direction: r.try_get("direction")?,
+                    before: r.try_get("before_value")?,
+                    after: r.try_get("after_value")?,
+                    confidence: r.try_get("confidence")?,
+                    status: r.try_get("status")?,
+                    n_before: r.try_get("n_before")?,
+                    n_after: r.try_get("n_after")?,
+                    evidence: serde_json::from_str(&evidence)
+                        .map_err(|e| StoreError::Corrupt(format!("change evidence: {e}")))?,
+                    detected_at_ms: r.try_get("detected_at_ms")?,
+                },
+            })
+        }
+
+        fn row_to_quarantine(r: &<$db as sqlx::Database>::Row) -> Result<QuarantineItem> {
+            let options: String = r.try_get("options")?;
+            let line: i64 = r.try_get("line")?;
+            Ok(QuarantineItem {
+                id: r.try_get("id")?,
+                status: r.try_get("status")?,
+                created_at_ms: r.try_get("created_at_ms")?,
+                entry: QuarantineEntry {
+                    source: r.try_get("source")?,
+                    preset: r.try_get("preset")?,
+                    options: serde_json::from_str(&options).unwrap_or(serde_json::Value::Null),
+                    error: $crate::pipeline::RowError {
+                        origin: r.try_get("origin")?,
+                        line: (line > 0).then_some(line as u64),
+                        field: r.try_get("field")?,
+                        expected: r.try_get("expected")?,
+                        message: r.try_get("message")?,
+                        raw: r.try_get("raw")?,
+                    },
+                },
+            })
         }
     };
 }

@@ -4,6 +4,7 @@
 //!
 //! The sentences below were written for this project.
 
+pub mod stored;
 pub mod streams;
 
 use std::io::{self, Write};

@@ -8,6 +8,7 @@ mod changes;
 mod cli;
 mod config;
 mod erasure;
+mod http;
 mod import;
 mod learn;
 mod schedule;

@@ -34,10 +34,10 @@ fn ticket(n: usize) -> Value {
     json!({
         "id": n, "url": format!("https://acme.zendesk.com/api/v2/tickets/{n}.json"),
         "subject": format!("Order {n}"),
-        "description": if n % 2 == 0 { "The delivery was late and the box was damaged." } else { "Thank you, quick and friendly help!" },
+        "description": if n.is_multiple_of(2) { "The delivery was late and the box was damaged." } else { "Thank you, quick and friendly help!" },
         "status": "solved", "requester_id": 1000 + n % 7,
         "tags": ["berlin-mitte"],
-        "satisfaction_rating": {"score": if n % 2 == 0 { "bad" } else { "good" }},
+        "satisfaction_rating": {"score": if n.is_multiple_of(2) { "bad" } else { "good" }},
         "via": {"channel": "email", "source": {"from": {}, "to": {}, "rel": null}},
         "created_at": format!("2026-03-{:02}T09:00:00Z", 1 + n % 28),
         "updated_at": format!("2026-03-{:02}T10:00:00Z", 1 + n % 28),
