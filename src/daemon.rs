@@ -260,19 +260,30 @@ enum Signal {
     Reload,
 }
 
-async fn next_signal() -> Signal {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return Signal::Stop;
-    };
-    tokio::select! {
-        _ = term.recv() => Signal::Stop,
-        _ = tokio::signal::ctrl_c() => Signal::Stop,
-        _ = hup.recv() => Signal::Reload,
+/// The daemon's signal streams, installed before anything slow starts, so a SIGTERM that
+/// arrives while the model loads is a stop request and not the default kill.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.hup.recv() => Signal::Reload,
+        }
     }
 }
 
@@ -287,6 +298,7 @@ pub struct Services {
 /// a handle that stops it when its token is cancelled.
 pub async fn run(
     mut config: Config,
+    mut signals: Signals,
     store: Arc<dyn Store>,
     analyzer: Arc<Analyzer>,
     services: Services,
@@ -338,7 +350,7 @@ pub async fn run(
             connectors = config.connectors.len(),
             "Tideline serving."
         );
-        let signal = next_signal().await;
+        let signal = signals.next().await;
         let next = match signal {
             Signal::Stop => None,
             Signal::Reload => match reload() {
@@ -347,7 +359,7 @@ pub async fn run(
                     tracing::error!(%problems, "The configuration has problems; keeping the running one.");
                     // Keep serving with the running configuration until the next signal.
                     loop {
-                        match next_signal().await {
+                        match signals.next().await {
                             Signal::Stop => break None,
                             Signal::Reload => match reload() {
                                 Ok(c) => break Some(c),

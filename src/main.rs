@@ -1080,6 +1080,7 @@ async fn run_daemon(
     path: Option<PathBuf>,
     overrides: Overrides,
 ) -> Result<ExitCode> {
+    let signals = tideline::daemon::Signals::install().context("cannot install signal handlers")?;
     let store = open_store(&config).await?;
     report_sentiment_model(store.as_ref()).await;
     let analyzer = Arc::new(learn::analyzer_for(store.as_ref(), &config.pipeline).await?);
@@ -1142,6 +1143,7 @@ async fn run_daemon(
     };
     tideline::daemon::run(
         config,
+        signals,
         store,
         analyzer,
         tideline::daemon::Services { metrics, ready },

@@ -250,7 +250,7 @@ fn the_daemon_starts_and_stops_on_sigterm() {
     assert!(out.status.success(), "{:?}", out.status);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
-        log.contains("Tideline started.") && log.contains("Stopped."),
+        log.contains("Tideline serving.") && log.contains("Stopped."),
         "{log}"
     );
     // Not a terminal: the log lines are JSON.
