@@ -7,6 +7,7 @@ mod common;
 mod changes;
 mod cli;
 mod config;
+mod daemon;
 mod erasure;
 mod http;
 mod import;
