@@ -1,6 +1,7 @@
 //! `tideline run`: the scheduled jobs, the HTTP API, signals and systemd.
 //!
-//! Jobs: `sync:<connector>` per `[[connector]]` (its own schedule and zone), `analyze`
+//! Jobs: `sync:<connector>` per `[[connector]]` (its own schedule and zone), `watch:<name>`
+//! per `[[watch]]` folder, `analyze`
 //! (change detection catch-up, `pipeline.detect_cron`) and `sentiment-adapt`
 //! (`pipeline.sentiment_adapt_cron`), the latter two read in `scheduler.timezone`. Every
 //! firing goes through [`Runner`], which claims the tick in the store.
@@ -84,6 +85,48 @@ pub fn jobs(
         jobs.push(ScheduledJob {
             name: format!("sync:{}", c.name),
             schedule: c.schedule.clone(),
+            run_on_first_start: true,
+            run,
+        });
+    }
+    for w in &config.watches {
+        let (store, analyzer, config, watch) = (
+            store.clone(),
+            analyzer.clone(),
+            Arc::new(config.clone()),
+            w.clone(),
+        );
+        let run: RunFn = Arc::new(move |cx| {
+            let (store, analyzer, config, watch) = (
+                store.clone(),
+                analyzer.clone(),
+                config.clone(),
+                watch.clone(),
+            );
+            Box::pin(async move {
+                let r = crate::watch::scan(store.as_ref(), analyzer, &config, &watch, &cx.stop)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let failed: Vec<String> = r
+                    .files
+                    .iter()
+                    .filter_map(|f| match &f.result {
+                        crate::watch::FileResult::Failed { error, .. } => {
+                            Some(format!("{}: {error}", f.file))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if failed.is_empty() {
+                    Ok(r.to_string())
+                } else {
+                    Err(format!("{r}; {}", failed.join("; ")))
+                }
+            })
+        });
+        jobs.push(ScheduledJob {
+            name: format!("watch:{}", w.name),
+            schedule: w.schedule.clone(),
             run_on_first_start: true,
             run,
         });

@@ -43,6 +43,13 @@ struct Cli {
 enum Command {
     /// Run the daemon until SIGTERM or Ctrl-C (SIGHUP reloads the configuration).
     Run,
+    /// Import the new files of watched folders (`[[watch]]`) once, and exit.
+    Watch {
+        /// Watch names; all when none is given.
+        names: Vec<String>,
+        #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+        format: SummaryFormat,
+    },
     /// Run connectors once, each until the end of its stream, and exit.
     Sync {
         /// Connector names (`[[connector]]` name); all when none is given.
@@ -430,6 +437,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run => run_daemon(config, cli.config.clone(), overrides).await,
         Command::Sync { names, format } => sync_once(&config, &names, format).await,
+        Command::Watch { names, format } => watch_once(&config, &names, format).await,
         Command::Demo { out } => {
             let report = tideline::demo::run(&out).await?;
             print!("{}", report.text);
@@ -1152,6 +1160,53 @@ async fn run_daemon(
     )
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `tideline watch`: one pass over each named watch folder.
+async fn watch_once(config: &Config, names: &[String], format: SummaryFormat) -> Result<ExitCode> {
+    let selected = tideline::watch::select(config, names)?;
+    if selected.is_empty() {
+        eprintln!(
+            "No watch folders configured; add a [[watch]] table (config/example.toml shows one)."
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = open_store(config).await?;
+    let analyzer = Arc::new(learn::analyzer_for(store.as_ref(), &config.pipeline).await?);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut failed = false;
+    let mut reports = Vec::new();
+    for w in selected {
+        let r = tideline::watch::scan(store.as_ref(), analyzer.clone(), config, w, &stop).await?;
+        failed |= r
+            .files
+            .iter()
+            .any(|f| matches!(f.result, tideline::watch::FileResult::Failed { .. }));
+        if format == SummaryFormat::Json {
+            reports.push(r);
+        } else {
+            println!("{r}");
+            for f in &r.files {
+                match &f.result {
+                    tideline::watch::FileResult::Imported { report } => println!(
+                        "  {}: {} read, {} new, {} updated, {} quarantined",
+                        f.file, report.read, report.inserted, report.updated, report.quarantined
+                    ),
+                    tideline::watch::FileResult::Failed { error, attempt } => {
+                        println!("  {}: failed (attempt {attempt}): {error}", f.file)
+                    }
+                }
+            }
+        }
+    }
+    if format == SummaryFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `tideline sync`: each named connector once, until the end of its stream. Ctrl-C or

@@ -8,6 +8,7 @@
 mod daemon;
 mod http;
 mod secret;
+mod watch;
 
 pub use daemon::{
     ConnectorConfig, ConnectorKind, DEFAULT_CONNECTOR_CRON, HttpSettings, SchedulerConfig,
@@ -15,6 +16,7 @@ pub use daemon::{
 };
 pub use http::{ApiToken, HttpConfig, Scope};
 pub use secret::{Secret, redact_url};
+pub use watch::{DEFAULT_WATCH_CRON, WatchConfig};
 
 use crate::model::Location;
 use serde::Deserialize;
@@ -57,6 +59,8 @@ struct RawConfig {
     scheduler: daemon::RawScheduler,
     #[serde(default, rename = "connector")]
     connectors: Vec<daemon::RawConnector>,
+    #[serde(default, rename = "watch")]
+    watches: Vec<watch::RawWatch>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -201,6 +205,7 @@ pub struct Config {
     pub locations: Vec<Location>,
     pub scheduler: SchedulerConfig,
     pub connectors: Vec<ConnectorConfig>,
+    pub watches: Vec<WatchConfig>,
 }
 
 /// Identities that must never join people.
@@ -536,6 +541,12 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
     let scheduler = daemon::scheduler(raw.scheduler, &mut problems);
     let location_ids: Vec<String> = locations.iter().map(|l| l.id.clone()).collect();
     let connectors = daemon::connectors(raw.connectors, &location_ids, &mut problems);
+    let watches = watch::watches(
+        raw.watches,
+        &location_ids,
+        scheduler.timezone,
+        &mut problems,
+    );
 
     if !problems.is_empty() {
         return Err(problems);
@@ -543,6 +554,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
     Ok(Config {
         scheduler,
         connectors,
+        watches,
         storage: StorageConfig {
             data_dir,
             database_url,

@@ -388,6 +388,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<i64>;
     async fn finish_import_run(&self, id: i64, status: &str) -> Result<()>;
 
+    /// The statuses of every import run of a file with this content hash (watch folders
+    /// import each content once).
+    async fn import_statuses(&self, file_hash: &str) -> Result<Vec<String>>;
+
     async fn cursor(&self, source: &str) -> Result<Option<String>>;
 
     /// Claims one tick of a scheduled job: one transaction that holds the job's lock row,

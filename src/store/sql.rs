@@ -695,6 +695,13 @@ macro_rules! impl_store {
                 Ok(id)
             }
 
+            async fn import_statuses(&self, file_hash: &str) -> Result<Vec<String>> {
+                Ok(sqlx::query_scalar("SELECT status FROM import_runs WHERE file_hash = $1 ORDER BY id")
+                    .bind(file_hash)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
             async fn finish_import_run(&self, id: i64, status: &str) -> Result<()> {
                 let mut tx = self.begin_write().await?;
                 sqlx::query("UPDATE import_runs SET status = $1, finished_at_ms = $2 WHERE id = $3")

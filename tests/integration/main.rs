@@ -15,3 +15,4 @@ mod learn;
 mod schedule;
 mod storage;
 mod sync;
+mod watch;
