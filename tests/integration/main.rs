@@ -14,5 +14,6 @@ mod import;
 mod learn;
 mod schedule;
 mod storage;
+mod surveys;
 mod sync;
 mod watch;

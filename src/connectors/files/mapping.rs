@@ -71,6 +71,33 @@ pub struct Mapping {
 }
 
 impl Mapping {
+    /// A built-in preset mapping with what a user's mapping adds: its date formats (tried
+    /// first), zone, delimiter and scales, and its `[fields]`, which win over the preset's
+    /// columns (e.g. for a renamed or localized header).
+    pub fn with_user(mut self, user: Option<&Mapping>) -> Mapping {
+        let Some(u) = user else { return self };
+        let mut formats = u.date_formats.clone();
+        formats.extend(std::mem::take(&mut self.date_formats));
+        self.date_formats = formats;
+        if u.timezone.is_some() {
+            self.timezone = u.timezone.clone();
+        }
+        if u.delimiter.is_some() {
+            self.delimiter = u.delimiter.clone();
+        }
+        if u.csat_scale.is_some() {
+            self.csat_scale = u.csat_scale.clone();
+        }
+        if u.ces_scale.is_some() {
+            self.ces_scale = u.ces_scale.clone();
+        }
+        self.location_candidates
+            .extend(u.location_candidates.iter().cloned());
+        self.platform_ids.extend(u.platform_ids.clone());
+        self.fields.extend(u.fields.clone());
+        self
+    }
+
     pub fn load(path: &Path) -> Result<Self, MappingError> {
         let text = std::fs::read_to_string(path).map_err(|source| MappingError::Read {
             path: path.display().to_string(),

@@ -9,6 +9,7 @@
 pub mod decode;
 mod delighted;
 pub mod mapping;
+mod surveys;
 pub(crate) mod zendesk;
 
 use crate::model::InteractionKind;
@@ -51,15 +52,19 @@ pub enum Preset {
     ZendeskCsv,
     ZendeskJson,
     DelightedJson,
+    QualtricsCsv,
+    SurveyMonkeyCsv,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 5] = [
+    pub const ALL: [Preset; 7] = [
         Preset::GenericCsv,
         Preset::GenericJson,
         Preset::ZendeskCsv,
         Preset::ZendeskJson,
         Preset::DelightedJson,
+        Preset::QualtricsCsv,
+        Preset::SurveyMonkeyCsv,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +74,8 @@ impl Preset {
             Preset::ZendeskCsv => "zendesk-csv",
             Preset::ZendeskJson => "zendesk-json",
             Preset::DelightedJson => "delighted-json",
+            Preset::QualtricsCsv => "qualtrics-csv",
+            Preset::SurveyMonkeyCsv => "surveymonkey-csv",
         }
     }
 
@@ -82,13 +89,17 @@ impl Preset {
             Preset::GenericCsv | Preset::GenericJson => "import",
             Preset::ZendeskCsv | Preset::ZendeskJson => "zendesk",
             Preset::DelightedJson => "delighted",
+            Preset::QualtricsCsv => "qualtrics",
+            Preset::SurveyMonkeyCsv => "surveymonkey",
         }
     }
 
     pub fn default_kind(self, mapping: Option<&Mapping>) -> InteractionKind {
         match self {
             Preset::ZendeskCsv | Preset::ZendeskJson => InteractionKind::Ticket,
-            Preset::DelightedJson => InteractionKind::SurveyResponse,
+            Preset::DelightedJson | Preset::QualtricsCsv | Preset::SurveyMonkeyCsv => {
+                InteractionKind::SurveyResponse
+            }
             Preset::GenericCsv | Preset::GenericJson => mapping
                 .and_then(|m| m.kind.as_deref())
                 .and_then(InteractionKind::parse)
@@ -97,7 +108,13 @@ impl Preset {
     }
 
     fn is_csv(self) -> bool {
-        matches!(self, Preset::GenericCsv | Preset::ZendeskCsv)
+        matches!(
+            self,
+            Preset::GenericCsv
+                | Preset::ZendeskCsv
+                | Preset::QualtricsCsv
+                | Preset::SurveyMonkeyCsv
+        )
     }
 }
 
@@ -167,7 +184,7 @@ fn read_csv(
         .flexible(true)
         .has_headers(true)
         .from_reader(reader);
-    let header: Vec<String> = csv
+    let mut header: Vec<String> = csv
         .byte_headers()
         .map_err(|e| fmt_err(format!("cannot read the header line: {e}")))?
         .iter()
@@ -176,14 +193,47 @@ fn read_csv(
     if header.iter().all(String::is_empty) {
         return Err(fmt_err("the file is empty or has no header line".into()));
     }
+    // Survey exports carry more header rows below the first.
+    let mut more_header = |n: usize| -> Result<Vec<Vec<String>>, ImportError> {
+        let mut rows = Vec::new();
+        let mut r = csv::StringRecord::new();
+        for i in 0..n {
+            if !csv
+                .read_record(&mut r)
+                .map_err(|e| fmt_err(format!("cannot read header row {}: {e}", i + 2)))?
+            {
+                return Err(fmt_err(format!(
+                    "the export has {} header rows; this file ends after {}; fix: export again with the preset's default options",
+                    n + 1,
+                    i + 1
+                )));
+            }
+            rows.push(r.iter().map(|s| s.trim().to_string()).collect());
+        }
+        Ok(rows)
+    };
+    let mut zone = None;
     let built_in;
     let mapping = match preset {
         Preset::ZendeskCsv => {
             built_in = zendesk::csv_mapping_with(&header, mapping);
             &built_in
         }
+        Preset::QualtricsCsv => {
+            let rows = more_header(2)?;
+            zone = surveys::qualtrics_zone(&rows[1]);
+            built_in = surveys::qualtrics_mapping(&header, &rows[0], mapping);
+            &built_in
+        }
+        Preset::SurveyMonkeyCsv => {
+            let rows = more_header(1)?;
+            header = surveys::surveymonkey_header(&header, &rows[0]);
+            built_in = surveys::surveymonkey_mapping(&header, mapping);
+            &built_in
+        }
         _ => mapping.ok_or(ImportError::MappingRequired(preset.name()))?,
     };
+    let survey = matches!(preset, Preset::QualtricsCsv | Preset::SurveyMonkeyCsv);
     let columns = ResolvedColumns::new(mapping, &header).map_err(fmt_err)?;
     let mut record = csv::ByteRecord::new();
     loop {
@@ -217,7 +267,10 @@ fn read_csv(
         if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
             continue; // a blank row from a spreadsheet: nothing to lose
         }
-        let item = csv_row(&header, &record, origin, line, &columns);
+        let mut item = csv_row(&header, &record, origin, line, &columns);
+        if survey && let Item::Record(rec) = &mut item {
+            surveys::finish_record(rec, zone, &mapping.date_formats);
+        }
         if sink(item).is_break() {
             return Ok(());
         }
@@ -584,7 +637,11 @@ fn record_from_value(
     match preset {
         Preset::ZendeskJson => zendesk::ticket_record(v, None, &mut rec),
         Preset::DelightedJson => delighted::response_record(v, &mut rec),
-        Preset::GenericJson | Preset::GenericCsv | Preset::ZendeskCsv => match mapping {
+        Preset::GenericJson
+        | Preset::GenericCsv
+        | Preset::ZendeskCsv
+        | Preset::QualtricsCsv
+        | Preset::SurveyMonkeyCsv => match mapping {
             Some(m) => apply_json(m, v, &mut rec),
             None if preset == Preset::ZendeskCsv => {
                 let header: Vec<String> = v
@@ -622,6 +679,16 @@ pub fn record_from_raw(
                     built_in = zendesk::csv_mapping_with(&header, mapping);
                     &built_in
                 }
+                // The question texts and the zone of the header rows are not in a kept
+                // row: a replayed Qualtrics row takes them from the user's mapping.
+                (Preset::QualtricsCsv, _) => {
+                    built_in = surveys::qualtrics_mapping(&header, &[], mapping);
+                    &built_in
+                }
+                (Preset::SurveyMonkeyCsv, _) => {
+                    built_in = surveys::surveymonkey_mapping(&header, mapping);
+                    &built_in
+                }
                 (_, Some(m)) => m,
                 (_, None) => return record_from_value(&v, raw, origin, line, preset, mapping),
             };
@@ -634,6 +701,9 @@ pub fn record_from_raw(
                         ..Default::default()
                     };
                     cols.apply(&values, &mut rec);
+                    if matches!(preset, Preset::QualtricsCsv | Preset::SurveyMonkeyCsv) {
+                        surveys::finish_record(&mut rec, None, &m.date_formats);
+                    }
                     Item::Record(rec)
                 }
                 Err(message) => Item::Reject(RowError {

@@ -16,19 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 /// user's mapping adds: its date formats, zone, delimiter and scales, and its `[fields]`
 /// (which win over the built-in columns, e.g. for a renamed or localized header).
 pub fn csv_mapping_with(header: &[String], user: Option<&Mapping>) -> Mapping {
-    let mut m = csv_mapping(header);
-    if let Some(u) = user {
-        m.date_formats = u.date_formats.clone();
-        m.timezone = u.timezone.clone();
-        m.delimiter = u.delimiter.clone();
-        m.csat_scale = u.csat_scale.clone();
-        m.ces_scale = u.ces_scale.clone();
-        m.location_candidates
-            .extend(u.location_candidates.iter().cloned());
-        m.platform_ids.extend(u.platform_ids.clone());
-        m.fields.extend(u.fields.clone());
-    }
-    m
+    csv_mapping(header).with_user(user)
 }
 
 /// The built-in mapping of the Zendesk UI CSV export for a given header.
