@@ -10,8 +10,8 @@ mod http;
 mod secret;
 
 pub use daemon::{
-    ConnectorConfig, ConnectorKind, DEFAULT_CONNECTOR_CRON, HttpSettings, SchedulerConfig,
-    ZendeskAuth, ZendeskSettings,
+    ConnectorConfig, ConnectorKind, DEFAULT_CONNECTOR_CRON, DelightedSettings, HttpSettings,
+    SchedulerConfig, ZendeskAuth, ZendeskSettings,
 };
 pub use http::{ApiToken, HttpConfig, Scope};
 pub use secret::{Secret, redact_url};
