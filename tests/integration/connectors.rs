@@ -258,6 +258,20 @@ max_wait_secs = 5
         assert_eq!(nps.entry.error.line, Some(5));
         assert!(nps.entry.error.raw.contains("\"score\":11"));
         assert!(q.iter().all(|i| i.entry.preset == "delighted-json"));
+        // Replay reads the raw response with that preset: the same field fails again.
+        let replay = tideline::ingest::replay_quarantine(
+            db.store.as_ref(),
+            &crate::common::analyzer(&config),
+            &config,
+            &[nps.id],
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!((replay.attempted, replay.still_failing), (1, 1));
+        let after = db.store.quarantine(None).await.unwrap();
+        let again = after.iter().find(|i| i.id == nps.id).unwrap();
+        assert!(again.entry.error.field.as_deref().unwrap().contains("nps"));
 
         let stored = db.store.interactions_after(0, 1000).await.unwrap();
         let get = |id: &str| {
