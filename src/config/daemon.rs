@@ -33,6 +33,40 @@ pub struct SchedulerConfig {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub(super) enum RawConnector {
     Zendesk(RawZendesk),
+    Delighted(RawDelighted),
+}
+
+/// The keys every connector kind has.
+struct RawCommon<'a> {
+    name: &'a str,
+    schedule: Option<&'a str>,
+    timezone: Option<&'a str>,
+    location: Option<&'a String>,
+    timeout_secs: Option<u64>,
+    max_retries: Option<u32>,
+    max_wait_secs: Option<u64>,
+}
+
+impl RawConnector {
+    fn common(&self) -> RawCommon<'_> {
+        macro_rules! common {
+            ($r:expr) => {
+                RawCommon {
+                    name: &$r.name,
+                    schedule: $r.schedule.as_deref(),
+                    timezone: $r.timezone.as_deref(),
+                    location: $r.location.as_ref(),
+                    timeout_secs: $r.timeout_secs,
+                    max_retries: $r.max_retries,
+                    max_wait_secs: $r.max_wait_secs,
+                }
+            };
+        }
+        match self {
+            RawConnector::Zendesk(r) => common!(r),
+            RawConnector::Delighted(r) => common!(r),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +81,23 @@ pub(super) struct RawZendesk {
     api_token_env: Option<String>,
     oauth_token_file: Option<PathBuf>,
     oauth_token_env: Option<String>,
+    start_time: Option<String>,
+    location: Option<String>,
+    per_page: Option<u32>,
+    timeout_secs: Option<u64>,
+    max_retries: Option<u32>,
+    max_wait_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDelighted {
+    name: String,
+    schedule: Option<String>,
+    timezone: Option<String>,
+    base_url: Option<String>,
+    api_key_file: Option<PathBuf>,
+    api_key_env: Option<String>,
     start_time: Option<String>,
     location: Option<String>,
     per_page: Option<u32>,
@@ -81,14 +132,28 @@ pub struct HttpSettings {
 #[derive(Debug, Clone)]
 pub enum ConnectorKind {
     Zendesk(ZendeskSettings),
+    Delighted(DelightedSettings),
 }
 
 impl ConnectorKind {
     pub fn as_str(&self) -> &'static str {
         match self {
             ConnectorKind::Zendesk(_) => "zendesk",
+            ConnectorKind::Delighted(_) => "delighted",
         }
     }
+}
+
+#[derive(Debug, Clone)]
+pub struct DelightedSettings {
+    /// `https://api.delighted.com` (tests: a server on 127.0.0.1).
+    pub base_url: String,
+    /// Sent as the Basic user name with an empty password.
+    pub api_key: Secret,
+    /// Unix seconds: the first sync asks for responses updated since then (default 0).
+    pub start_time: i64,
+    /// 1 to 100 (Delighted's maximum).
+    pub per_page: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -210,38 +275,39 @@ pub(super) fn connectors(
     problems: &mut Vec<String>,
 ) -> Vec<ConnectorConfig> {
     let mut out: Vec<ConnectorConfig> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     for (i, c) in raw.into_iter().enumerate() {
-        let RawConnector::Zendesk(z) = c;
-        let at = format!("connector[{i}] ({})", z.name);
-        let name_ok = !z.name.is_empty()
-            && z.name.len() <= 64
-            && z.name
+        let common = c.common();
+        let name = common.name.to_string();
+        let at = format!("connector[{i}] ({name})");
+        let name_ok = !name.is_empty()
+            && name.len() <= 64
+            && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !name_ok {
             problems.push(format!(
-                "{at}.name: `{}` is not a connector name; fix: 1 to 64 letters, digits, `-` or `_`",
-                z.name
+                "{at}.name: `{name}` is not a connector name; fix: 1 to 64 letters, digits, `-` or `_`"
             ));
         }
-        if out.iter().any(|o| o.name == z.name) {
+        if names.contains(&name) {
             problems.push(format!(
-                "{at}.name: `{}` is used twice; fix: give each connector its own name (it keys the stored cursor)",
-                z.name
+                "{at}.name: `{name}` is used twice; fix: give each connector its own name (it keys the stored cursor)"
             ));
         }
+        names.push(name.clone());
         let tz = parse_tz(
             &format!("{at}.timezone"),
-            z.timezone.as_deref().unwrap_or("UTC"),
+            common.timezone.unwrap_or("UTC"),
             problems,
         );
         let schedule = schedule(
             &format!("{at}.schedule"),
-            z.schedule.as_deref().unwrap_or(DEFAULT_CONNECTOR_CRON),
+            common.schedule.unwrap_or(DEFAULT_CONNECTOR_CRON),
             tz,
             problems,
         );
-        if let Some(l) = &z.location
+        if let Some(l) = common.location
             && !location_ids.contains(l)
         {
             problems.push(format!(
@@ -249,91 +315,149 @@ pub(super) fn connectors(
                 location_ids.join(", ")
             ));
         }
-        let base_url = z.base_url.trim_end_matches('/').to_string();
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-            problems.push(format!(
-                "{at}.base_url: `{}` is not an http(s) URL; fix: \"https://SUBDOMAIN.zendesk.com\"",
-                crate::config::redact_url(&base_url)
-            ));
-        }
-        let api = secret(
-            &format!("{at}.api_token"),
-            z.api_token_file.as_ref(),
-            z.api_token_env.as_ref(),
-            problems,
-        );
-        let oauth = secret(
-            &format!("{at}.oauth_token"),
-            z.oauth_token_file.as_ref(),
-            z.oauth_token_env.as_ref(),
-            problems,
-        );
-        let auth = match (api, oauth, &z.email) {
-            (Some(token), None, Some(email)) => Some(ZendeskAuth::ApiToken {
-                email: email.clone(),
-                token,
-            }),
-            (None, Some(t), _) => Some(ZendeskAuth::OAuth(t)),
-            (Some(_), None, None) => {
-                problems.push(format!(
-                    "{at}.email: an API token needs the agent's email; fix: email = \"agent@example.com\""
-                ));
-                None
-            }
-            (Some(_), Some(_), _) => {
-                problems.push(format!(
-                    "{at}: set either an API token or an OAuth token, not both; fix: delete one"
-                ));
-                None
-            }
-            (None, None, _) => {
-                problems.push(format!(
-                    "{at}: no credentials; fix: api_token_file (with email) or oauth_token_file, a file of mode 600"
-                ));
-                None
-            }
-        };
-        let start_time = match z.start_time.as_deref() {
-            None => 0,
-            Some(s) => match parse_start(s) {
-                Some(t) => t,
-                None => {
-                    problems.push(format!(
-                        "{at}.start_time: `{s}` is not a date; fix: \"2024-01-01\" or \"2024-01-01T00:00:00Z\""
-                    ));
-                    0
-                }
-            },
-        };
-        let per_page = z.per_page.unwrap_or(1000);
-        if !(1..=1000).contains(&per_page) {
-            problems.push(format!(
-                "{at}.per_page: {per_page} is out of range; fix: 1 to 1000 (Zendesk's maximum)"
-            ));
-        }
+        let location = common.location.cloned();
         let http = http_settings(
             &at,
-            z.timeout_secs,
-            z.max_retries,
-            z.max_wait_secs,
+            common.timeout_secs,
+            common.max_retries,
+            common.max_wait_secs,
             problems,
         );
-        if let Some(auth) = auth {
+        let kind = match c {
+            RawConnector::Zendesk(z) => zendesk(&at, z, problems),
+            RawConnector::Delighted(d) => delighted(&at, d, problems),
+        };
+        if let Some(kind) = kind {
             out.push(ConnectorConfig {
-                name: z.name,
+                name,
                 schedule,
-                location: z.location,
+                location,
                 http,
-                kind: ConnectorKind::Zendesk(ZendeskSettings {
-                    base_url,
-                    auth,
-                    start_time,
-                    per_page,
-                }),
+                kind,
             });
         }
     }
     out
+}
+
+/// `base_url` without its trailing slash, or a problem naming the key with an example.
+fn base_url(at: &str, value: &str, example: &str, problems: &mut Vec<String>) -> String {
+    let base_url = value.trim_end_matches('/').to_string();
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+        problems.push(format!(
+            "{at}.base_url: `{}` is not an http(s) URL; fix: \"{example}\"",
+            crate::config::redact_url(&base_url)
+        ));
+    }
+    base_url
+}
+
+fn start_time(at: &str, value: Option<&str>, problems: &mut Vec<String>) -> i64 {
+    match value {
+        None => 0,
+        Some(s) => match parse_start(s) {
+            Some(t) => t,
+            None => {
+                problems.push(format!(
+                    "{at}.start_time: `{s}` is not a date; fix: \"2024-01-01\" or \"2024-01-01T00:00:00Z\""
+                ));
+                0
+            }
+        },
+    }
+}
+
+fn per_page(
+    at: &str,
+    value: Option<u32>,
+    max: u32,
+    vendor: &str,
+    problems: &mut Vec<String>,
+) -> u32 {
+    let per_page = value.unwrap_or(max);
+    if !(1..=max).contains(&per_page) {
+        problems.push(format!(
+            "{at}.per_page: {per_page} is out of range; fix: 1 to {max} ({vendor}'s maximum)"
+        ));
+    }
+    per_page
+}
+
+fn zendesk(at: &str, z: RawZendesk, problems: &mut Vec<String>) -> Option<ConnectorKind> {
+    let base_url = base_url(at, &z.base_url, "https://SUBDOMAIN.zendesk.com", problems);
+    let api = secret(
+        &format!("{at}.api_token"),
+        z.api_token_file.as_ref(),
+        z.api_token_env.as_ref(),
+        problems,
+    );
+    let oauth = secret(
+        &format!("{at}.oauth_token"),
+        z.oauth_token_file.as_ref(),
+        z.oauth_token_env.as_ref(),
+        problems,
+    );
+    let auth = match (api, oauth, &z.email) {
+        (Some(token), None, Some(email)) => Some(ZendeskAuth::ApiToken {
+            email: email.clone(),
+            token,
+        }),
+        (None, Some(t), _) => Some(ZendeskAuth::OAuth(t)),
+        (Some(_), None, None) => {
+            problems.push(format!(
+                "{at}.email: an API token needs the agent's email; fix: email = \"agent@example.com\""
+            ));
+            None
+        }
+        (Some(_), Some(_), _) => {
+            problems.push(format!(
+                "{at}: set either an API token or an OAuth token, not both; fix: delete one"
+            ));
+            None
+        }
+        (None, None, _) => {
+            problems.push(format!(
+                "{at}: no credentials; fix: api_token_file (with email) or oauth_token_file, a file of mode 600"
+            ));
+            None
+        }
+    };
+    let start_time = start_time(at, z.start_time.as_deref(), problems);
+    let per_page = per_page(at, z.per_page, 1000, "Zendesk", problems);
+    Some(ConnectorKind::Zendesk(ZendeskSettings {
+        base_url,
+        auth: auth?,
+        start_time,
+        per_page,
+    }))
+}
+
+fn delighted(at: &str, d: RawDelighted, problems: &mut Vec<String>) -> Option<ConnectorKind> {
+    let base_url = base_url(
+        at,
+        d.base_url.as_deref().unwrap_or("https://api.delighted.com"),
+        "https://api.delighted.com",
+        problems,
+    );
+    let key = secret(
+        &format!("{at}.api_key"),
+        d.api_key_file.as_ref(),
+        d.api_key_env.as_ref(),
+        problems,
+    );
+    if key.is_none() && d.api_key_file.is_none() && d.api_key_env.is_none() {
+        problems.push(format!(
+            "{at}: no credentials; fix: api_key_file (a file of mode 600 holding the Delighted API key) or api_key_env"
+        ));
+    }
+    let start_time = start_time(at, d.start_time.as_deref(), problems);
+    let per_page = per_page(at, d.per_page, 100, "Delighted", problems);
+    Some(ConnectorKind::Delighted(DelightedSettings {
+        base_url,
+        api_key: key?,
+        start_time,
+        per_page,
+    }))
 }
 
 fn http_settings(
@@ -437,6 +561,64 @@ api_token_env = "TIDELINE_TEST_SURELY_UNSET"
                 Config::from_toml(text, "t.toml", &Overrides::default()).is_err(),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn delighted_problems_are_named_with_their_fix() {
+        let text = r#"
+[[connector]]
+kind = "delighted"
+name = "nps"
+base_url = "api.delighted.com"
+per_page = 500
+start_time = "last week"
+[[connector]]
+kind = "delighted"
+name = "nps2"
+api_key_env = "TIDELINE_TEST_SURELY_UNSET"
+"#;
+        let Err(ConfigError::Invalid { problems, .. }) =
+            Config::from_toml(text, "t.toml", &Overrides::default())
+        else {
+            panic!("invalid config accepted");
+        };
+        let all = problems.join("\n");
+        for needle in [
+            "connector[0] (nps).base_url",
+            "connector[0] (nps).per_page: 500 is out of range; fix: 1 to 100",
+            "connector[0] (nps).start_time",
+            "connector[0] (nps): no credentials",
+            "connector[1] (nps2).api_key_env",
+        ] {
+            assert!(all.contains(needle), "missing {needle}:\n{all}");
+        }
+        assert!(problems.iter().all(|p| p.contains("fix:")), "{all}");
+        assert_eq!(problems.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn delighted_defaults_and_unknown_keys() {
+        // SAFETY: a variable only this test reads.
+        unsafe { std::env::set_var("TIDELINE_TEST_DELIGHTED_KEY", "k") };
+        let ok = "[[connector]]\nkind = \"delighted\"\nname = \"nps\"\napi_key_env = \"TIDELINE_TEST_DELIGHTED_KEY\"\n";
+        let c = Config::from_toml(ok, "t.toml", &Overrides::default()).unwrap();
+        let crate::config::ConnectorKind::Delighted(d) = &c.connectors[0].kind else {
+            panic!("not delighted");
+        };
+        assert_eq!(
+            (d.base_url.as_str(), d.per_page, d.start_time),
+            ("https://api.delighted.com", 100, 0)
+        );
+        assert!(!format!("{d:?}").contains("\"k\""));
+        for bad in [
+            format!("{ok}api_token_env = \"X\"\n"),
+            format!("{ok}email = \"a@b.c\"\n"),
+        ] {
+            let err = Config::from_toml(&bad, "t.toml", &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("unknown field"), "{err}");
         }
     }
 }

@@ -256,9 +256,96 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_millis(ms.max(0) as u64))
 }
 
+/// The target of the `Link` header's link with relation `rel` (RFC 8288): links are split
+/// on commas outside `<...>` and quoted strings, `rel` may be quoted or bare and may list
+/// several space-separated relations, case-insensitively. Not a regex on "next": a URL
+/// that contains `rel="next"` in its query does not count.
+pub fn link_target(headers: &HeaderMap, rel: &str) -> Option<String> {
+    for value in headers.get_all(reqwest::header::LINK) {
+        let Ok(value) = value.to_str() else { continue };
+        for link in split_outside(value, ',') {
+            let link = link.trim();
+            let Some(rest) = link.strip_prefix('<') else {
+                continue;
+            };
+            let Some((target, params)) = rest.split_once('>') else {
+                continue;
+            };
+            for param in split_outside(params, ';') {
+                let Some((name, v)) = param.split_once('=') else {
+                    continue;
+                };
+                if !name.trim().eq_ignore_ascii_case("rel") {
+                    continue;
+                }
+                let v = v.trim().trim_matches('"');
+                if v.split_ascii_whitespace()
+                    .any(|r| r.eq_ignore_ascii_case(rel))
+                {
+                    return Some(target.trim().to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Splits on `sep` where it is neither inside `<...>` nor inside a quoted string.
+fn split_outside(s: &str, sep: char) -> Vec<&str> {
+    let (mut parts, mut start, mut angle, mut quoted) = (Vec::new(), 0, false, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            '"' if !angle => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            c if c == sep && !angle && !quoted => {
+                parts.push(&s[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_targets_are_parsed_not_grepped() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            reqwest::header::LINK,
+            r#"<https://a.example/api?max_id=1,2&x="rel=next">; rel="prev", <https://a.example/api?page=3>; title="a, b; c"; rel="next last""#
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            link_target(&h, "next").as_deref(),
+            Some("https://a.example/api?page=3")
+        );
+        assert_eq!(
+            link_target(&h, "prev").as_deref(),
+            Some(r#"https://a.example/api?max_id=1,2&x="rel=next""#)
+        );
+        h.insert(
+            reqwest::header::LINK,
+            "<https://a.example/api?page=2>; REL=Next".parse().unwrap(),
+        );
+        assert_eq!(
+            link_target(&h, "next").as_deref(),
+            Some("https://a.example/api?page=2")
+        );
+        // A URL that merely mentions next is not a next link.
+        h.insert(
+            reqwest::header::LINK,
+            r#"<https://a.example/api?rel="next">; rel="prev""#.parse().unwrap(),
+        );
+        assert_eq!(link_target(&h, "next"), None);
+        assert_eq!(link_target(&HeaderMap::new(), "next"), None);
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {

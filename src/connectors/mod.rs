@@ -14,9 +14,11 @@
 //!   absent, and the next run resumes from the cursor.
 //!
 //! Modules: [`files`] (export files and presets), [`http`] (what every API connector does
-//! with HTTP), [`zendesk`] (the incremental ticket export). Adding a connector is one module
+//! with HTTP), [`zendesk`] (the incremental ticket export), [`delighted`] (survey
+//! responses by `updated_since`). Adding a connector is one module
 //! plus one arm of [`crate::config::ConnectorKind`] and of [`build`].
 
+pub mod delighted;
 pub mod files;
 pub mod http;
 pub mod zendesk;
@@ -89,5 +91,6 @@ pub trait Connector: Send + Sync {
 pub fn build(config: &ConnectorConfig) -> Result<Box<dyn Connector>, ConnectorError> {
     match &config.kind {
         ConnectorKind::Zendesk(z) => Ok(Box::new(zendesk::Zendesk::new(z, &config.http)?)),
+        ConnectorKind::Delighted(d) => Ok(Box::new(delighted::Delighted::new(d, &config.http)?)),
     }
 }

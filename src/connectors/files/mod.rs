@@ -7,7 +7,7 @@
 //! single-document pages.
 
 pub mod decode;
-mod delighted;
+pub(crate) mod delighted;
 pub mod mapping;
 mod surveys;
 pub(crate) mod zendesk;

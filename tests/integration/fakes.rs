@@ -1,0 +1,56 @@
+//! What the fake vendor servers share: binding on 127.0.0.1:0, secret files of mode 600,
+//! the User-Agent check, one sync run.
+
+use crate::common::{self, TestDb};
+use axum::http::HeaderMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tideline::config::Config;
+use tideline::metrics::Metrics;
+use tideline::sync::{SyncError, SyncReport};
+
+/// Serves `app` on 127.0.0.1:0; returns its base URL.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// Writes a secret file of mode 600 and returns its path.
+pub fn secret_file(dir: &Path, name: &str, value: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{value}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// The request names us as `tideline/<version>`.
+pub fn user_agent_ok(headers: &HeaderMap) -> bool {
+    headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|u| u.starts_with("tideline/"))
+}
+
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Runs the configuration's first connector once.
+pub async fn sync(
+    db: &TestDb,
+    config: &Config,
+    metrics: Arc<Metrics>,
+) -> Result<SyncReport, SyncError> {
+    tideline::sync::sync_connector(
+        db.store.as_ref(),
+        common::analyzer(config),
+        config,
+        &config.connectors[0],
+        metrics,
+        Default::default(),
+    )
+    .await
+}
