@@ -7,6 +7,7 @@
 
 mod daemon;
 mod http;
+mod indicators;
 mod secret;
 
 pub use daemon::{
@@ -57,6 +58,8 @@ struct RawConfig {
     scheduler: daemon::RawScheduler,
     #[serde(default, rename = "connector")]
     connectors: Vec<daemon::RawConnector>,
+    #[serde(default)]
+    indicators: indicators::RawIndicators,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -201,6 +204,8 @@ pub struct Config {
     pub locations: Vec<Location>,
     pub scheduler: SchedulerConfig,
     pub connectors: Vec<ConnectorConfig>,
+    /// `[indicators]`: small-sample rule, composite weights, CSAT thresholds.
+    pub indicators: crate::pipeline::indicators::IndicatorSettings,
 }
 
 /// Identities that must never join people.
@@ -536,6 +541,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
     let scheduler = daemon::scheduler(raw.scheduler, &mut problems);
     let location_ids: Vec<String> = locations.iter().map(|l| l.id.clone()).collect();
     let connectors = daemon::connectors(raw.connectors, &location_ids, &mut problems);
+    let indicators = indicators::validate(raw.indicators, &mut problems);
 
     if !problems.is_empty() {
         return Err(problems);
@@ -543,6 +549,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
     Ok(Config {
         scheduler,
         connectors,
+        indicators,
         storage: StorageConfig {
             data_dir,
             database_url,
