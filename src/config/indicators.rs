@@ -100,9 +100,10 @@ mod tests {
 
     #[test]
     fn defaults_and_overrides() {
-        let raw: RawIndicators =
-            toml::from_str("min_sample = 10\n[weights]\nces = 0\n[csat_satisfied_at]\n\"1-10\" = 8\n")
-                .unwrap();
+        let raw: RawIndicators = toml::from_str(
+            "min_sample = 10\n[weights]\nces = 0\n[csat_satisfied_at]\n\"1-10\" = 8\n",
+        )
+        .unwrap();
         let mut problems = Vec::new();
         let s = validate(raw, &mut problems);
         assert!(problems.is_empty());

@@ -535,12 +535,7 @@ pub fn compute(rows: &[&IndicatorRow], settings: &IndicatorSettings) -> Indicato
     let composite = composite(
         &[
             ("nps", nps.value.map(|v| (v + 100.0) / 2.0), nps.n, w.nps),
-            (
-                "csat",
-                csat.satisfied_pct.pct,
-                csat.satisfied_pct.n,
-                w.csat,
-            ),
+            ("csat", csat.satisfied_pct.pct, csat.satisfied_pct.n, w.csat),
             ("ces", ces.agree_pct.pct, ces.agree_pct.n, w.ces),
             (
                 "stars",
@@ -627,7 +622,10 @@ pub struct Window {
 
 impl Window {
     pub fn bounds_ms(&self, tz: Tz) -> (i64, i64) {
-        (local_midnight_ms(self.from, tz), local_midnight_ms(self.until, tz))
+        (
+            local_midnight_ms(self.from, tz),
+            local_midnight_ms(self.until, tz),
+        )
     }
 }
 
@@ -774,7 +772,10 @@ mod tests {
         let [lo, hi] = r.ci95.unwrap();
         close(lo, 100.0 * (1.0 / 7.0 - Z95 * se));
         close(hi, 100.0 * (1.0 / 7.0 + Z95 * se));
-        assert!((lo - -47.42).abs() < 0.01 && (hi - 75.99).abs() < 0.01, "{lo} {hi}");
+        assert!(
+            (lo - -47.42).abs() < 0.01 && (hi - 75.99).abs() < 0.01,
+            "{lo} {hi}"
+        );
 
         // All detractors: -100, variance 1 - 1 = 0, so the CI collapses to [-100, -100].
         let d = nps(&[0, 3, 6], 30);
@@ -813,7 +814,10 @@ mod tests {
         // Wilson, k = 3, n = 5, z² = 3.8415: centre (0.6 + 0.3841) / 1.7683 = 0.5565;
         // half 1.96/1.7683 × sqrt(0.048 + 0.0384) = 0.3258 -> [23.07%, 88.24%].
         let [lo, hi] = f.satisfied_pct.ci95.unwrap();
-        assert!((lo - 23.07).abs() < 0.01 && (hi - 88.24).abs() < 0.01, "{lo} {hi}");
+        assert!(
+            (lo - 23.07).abs() < 0.01 && (hi - 88.24).abs() < 0.01,
+            "{lo} {hi}"
+        );
 
         // good/bad: good, good, good, bad -> 3 of 4 = 75%; mean (1+1+1+0)/4 = 0.75.
         let g = [
@@ -947,11 +951,20 @@ mod tests {
             (t.first_reply_min, t.resolution_min, t.reopens),
             (Some(30.0), Some(600.0), Some(1))
         );
-        assert_eq!(ticket_times(raw, 0, None, None, true).first_reply_min, Some(10.0));
+        assert_eq!(
+            ticket_times(raw, 0, None, None, true).first_reply_min,
+            Some(10.0)
+        );
         // No metrics, solved: created -> updated, 2 h = 120 min, marked approximate.
         let t = ticket_times(r#"{"id":2}"#, 0, Some(7_200_000), Some("solved"), false);
-        assert_eq!((t.resolution_min, t.resolution_approximate), (Some(120.0), true));
-        assert_eq!(ticket_times("{}", 0, Some(1), Some("open"), false).resolution_min, None);
+        assert_eq!(
+            (t.resolution_min, t.resolution_approximate),
+            (Some(120.0), true)
+        );
+        assert_eq!(
+            ticket_times("{}", 0, Some(1), Some("open"), false).resolution_min,
+            None
+        );
     }
 
     #[test]
@@ -966,8 +979,13 @@ mod tests {
         let (lo, hi) = cur.bounds_ms(chrono_tz::Europe::Berlin);
         assert_eq!(hi - lo, (31 * 24 - 1) * 3_600_000);
         // last-7d from 2024-04-15: 9..16 April, before 2..9 April.
-        let (cur, prev) = PeriodSpec::parse("last-7d").unwrap().windows(d(2024, 4, 15));
-        assert_eq!((cur.from, cur.until, prev.from), (d(2024, 4, 9), d(2024, 4, 16), d(2024, 4, 2)));
+        let (cur, prev) = PeriodSpec::parse("last-7d")
+            .unwrap()
+            .windows(d(2024, 4, 15));
+        assert_eq!(
+            (cur.from, cur.until, prev.from),
+            (d(2024, 4, 9), d(2024, 4, 16), d(2024, 4, 2))
+        );
         // Quarter from 2024-05-02: Q1; before it Q4 2023.
         let (cur, prev) = PeriodSpec::parse("quarter").unwrap().windows(d(2024, 5, 2));
         assert_eq!((cur.from, prev.from), (d(2024, 1, 1), d(2023, 10, 1)));
@@ -975,10 +993,23 @@ mod tests {
         // 2024-03-31 00:30 Berlin (CET, 23:30Z on the 30th) is the 31st's bucket; so is
         // 23:30 local (CEST, 21:30Z).
         let berlin = chrono_tz::Europe::Berlin;
-        let ms = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis();
-        assert_eq!(local_date(ms("2024-03-30T23:30:00Z"), berlin), d(2024, 3, 31));
-        assert_eq!(local_date(ms("2024-03-31T21:30:00Z"), berlin), d(2024, 3, 31));
-        assert_eq!(local_date(ms("2024-03-31T22:30:00Z"), berlin), d(2024, 4, 1));
+        let ms = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_millis()
+        };
+        assert_eq!(
+            local_date(ms("2024-03-30T23:30:00Z"), berlin),
+            d(2024, 3, 31)
+        );
+        assert_eq!(
+            local_date(ms("2024-03-31T21:30:00Z"), berlin),
+            d(2024, 3, 31)
+        );
+        assert_eq!(
+            local_date(ms("2024-03-31T22:30:00Z"), berlin),
+            d(2024, 4, 1)
+        );
         assert_eq!(bucket_start(d(2024, 3, 31), Unit::Week), d(2024, 3, 25));
     }
 }

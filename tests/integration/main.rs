@@ -12,6 +12,7 @@ mod erasure;
 mod http;
 mod import;
 mod learn;
+mod metrics;
 mod schedule;
 mod storage;
 mod sync;
