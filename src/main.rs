@@ -92,6 +92,36 @@ enum Command {
         #[arg(long, value_enum, default_value_t = TimelineFormat::Table)]
         format: TimelineFormat,
     },
+    /// Service indicators (NPS, CSAT, CES, stars, support times, composite index) of a
+    /// period and the one before it, each with its sample size and 95% interval.
+    Metrics {
+        /// One configured location (periods in its time zone).
+        #[arg(long, conflicts_with = "all")]
+        location: Option<String>,
+        /// Every configured location, one after another.
+        #[arg(long)]
+        all: bool,
+        /// A source, a kind, or `source/kind`.
+        #[arg(long)]
+        channel: Option<String>,
+        /// One customer id.
+        #[arg(long)]
+        customer: Option<String>,
+        /// First local date (YYYY-MM-DD), with --to.
+        #[arg(long, requires = "to", conflicts_with = "period")]
+        from: Option<String>,
+        /// Last local date, included.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// last-<N>d (today included), or the last complete week, month, quarter or year.
+        #[arg(long, default_value = "last-30d")]
+        period: String,
+        /// Buckets inside the period.
+        #[arg(long, value_parser = ["day", "week", "month", "quarter"])]
+        by: Option<String>,
+        #[arg(long, value_parser = ["json", "table"], default_value = "table")]
+        format: String,
+    },
     /// Show the per-location figures.
     Summary {
         #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
@@ -501,6 +531,25 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 TimelineFormat::Table => print!("{}", timeline::render_table(&t)),
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Metrics {
+            location,
+            all,
+            channel,
+            customer,
+            from,
+            to,
+            period,
+            by,
+            format,
+        } => {
+            metrics(
+                &config,
+                (location, all, channel, customer),
+                (from, to, period, by),
+                &format,
+            )
+            .await
         }
         Command::Summary { format } => {
             let store = open_store(&config).await?;
@@ -1065,6 +1114,63 @@ async fn report_sentiment_model(store: &dyn Store) {
         ),
         Err(e) => tracing::warn!(error = %e, "Cannot read the sentiment models."),
     }
+}
+
+/// `tideline metrics`: the request from the flags, the report from the library.
+async fn metrics(
+    config: &Config,
+    (location, all, channel, customer): (Option<String>, bool, Option<String>, Option<String>),
+    (from, to, period, by): (Option<String>, Option<String>, String, Option<String>),
+    format: &str,
+) -> Result<ExitCode> {
+    use tideline::outputs::indicators as out;
+    use tideline::pipeline::indicators::{PeriodSpec, Unit};
+    let date = |s: &str| {
+        out::parse_date(s).with_context(|| format!("`{s}` is not a date; use YYYY-MM-DD"))
+    };
+    let period = match (from, to) {
+        (Some(a), Some(b)) => {
+            let (a, b) = (date(&a)?, date(&b)?);
+            if b < a {
+                bail!("--to {b} is before --from {a}");
+            }
+            PeriodSpec::Dates(a, b)
+        }
+        _ => out::parse_period(&period)?,
+    };
+    let by = by.map(|b| match b.as_str() {
+        "day" => Unit::Day,
+        "week" => Unit::Week,
+        "month" => Unit::Month,
+        _ => Unit::Quarter,
+    });
+    let scope = match (location, all) {
+        (Some(id), _) => out::Scope::Location(id),
+        (None, true) => out::Scope::AllLocations,
+        (None, false) => out::Scope::Overall,
+    };
+    let store = open_store(config).await?;
+    let report = out::report(
+        store.as_ref(),
+        &config.locations,
+        config.import.default_timezone,
+        &config.indicators,
+        &out::MetricsRequest {
+            scope,
+            channel,
+            customer,
+            period,
+            by,
+        },
+        now_ms(),
+    )
+    .await?;
+    if format == "json" {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", out::render_table(&report));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn now_ms() -> i64 {

@@ -7,6 +7,7 @@
 
 mod daemon;
 mod http;
+mod indicators;
 mod secret;
 mod watch;
 
@@ -61,6 +62,8 @@ struct RawConfig {
     connectors: Vec<daemon::RawConnector>,
     #[serde(default, rename = "watch")]
     watches: Vec<watch::RawWatch>,
+    #[serde(default)]
+    indicators: indicators::RawIndicators,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -206,6 +209,8 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     pub connectors: Vec<ConnectorConfig>,
     pub watches: Vec<WatchConfig>,
+    /// `[indicators]`: small-sample rule, composite weights, CSAT thresholds.
+    pub indicators: crate::pipeline::indicators::IndicatorSettings,
 }
 
 /// Identities that must never join people.
@@ -547,6 +552,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
         scheduler.timezone,
         &mut problems,
     );
+    let indicators = indicators::validate(raw.indicators, &mut problems);
 
     if !problems.is_empty() {
         return Err(problems);
@@ -555,6 +561,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
         scheduler,
         connectors,
         watches,
+        indicators,
         storage: StorageConfig {
             data_dir,
             database_url,

@@ -4,6 +4,7 @@
 pub mod changes;
 pub mod customer;
 pub mod http;
+pub mod indicators;
 pub mod quarantine;
 pub mod summary;
 pub mod timeline;

@@ -5,6 +5,7 @@
 
 pub mod detect;
 pub mod identify;
+pub mod indicators;
 pub mod language;
 pub mod normalize;
 pub mod sentiment;

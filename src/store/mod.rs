@@ -528,6 +528,27 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn quarantine_page(&self, f: &QuarantineFilter) -> Result<Vec<QuarantineItem>>;
     /// Every source seen in runs, cursors, interactions or quarantine, by name.
     async fn sources_status(&self) -> Result<Vec<SourceStatus>>;
+
+    // --- indicators ---
+    /// What the indicators need of the interactions (owner replies excluded) that occurred
+    /// in `[from_ms, until_ms)` and match the filter; tickets carry their support times.
+    async fn indicator_rows(
+        &self,
+        f: &IndicatorFilter,
+    ) -> Result<Vec<crate::pipeline::indicators::IndicatorRow>>;
+}
+
+/// Which interactions an indicator report reads.
+#[derive(Debug, Clone, Default)]
+pub struct IndicatorFilter {
+    pub from_ms: i64,
+    pub until_ms: i64,
+    pub location_id: Option<String>,
+    /// A source, a kind, or `source/kind`.
+    pub channel: Option<String>,
+    pub customer_id: Option<String>,
+    /// Zendesk business-hour minutes instead of calendar minutes.
+    pub business_hours: bool,
 }
 
 /// Connection settings beyond the URL.

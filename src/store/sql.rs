@@ -2019,6 +2019,84 @@ macro_rules! impl_store {
                 }
                 Ok(by.into_values().collect())
             }
+
+            // --- indicators ---
+            async fn indicator_rows(
+                &self,
+                f: &IndicatorFilter,
+            ) -> Result<Vec<$crate::pipeline::indicators::IndicatorRow>> {
+                use $crate::pipeline::indicators::{ticket_times, IndicatorRow};
+                let rows = sqlx::query(
+                    "SELECT source, external_id, kind, parent_external_id, occurred_at_ms, \
+                     updated_at_ms, location_id, customer_id, stars, nps, csat, csat_scale, \
+                     csat_satisfied, ces, ces_scale, ces_agrees, status, \
+                     CASE WHEN kind = 'ticket' THEN raw END AS ticket_raw \
+                     FROM interactions WHERE kind <> 'reply' \
+                     AND occurred_at_ms >= $1 AND occurred_at_ms < $2 \
+                     AND ($3 IS NULL OR location_id = $3) \
+                     AND ($4 IS NULL OR source = $4 OR kind = $4 OR source || '/' || kind = $4) \
+                     AND ($5 IS NULL OR customer_id = $5) \
+                     ORDER BY occurred_at_ms, id",
+                )
+                .bind(f.from_ms)
+                .bind(f.until_ms)
+                .bind(f.location_id.as_deref())
+                .bind(f.channel.as_deref())
+                .bind(f.customer_id.as_deref())
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let kind: String = row.try_get("kind")?;
+                    let kind = InteractionKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("interaction kind `{kind}`")))?;
+                    let csat = match row.try_get::<Option<f64>, _>("csat")? {
+                        Some(value) => Some(Csat {
+                            value,
+                            scale: row.try_get::<Option<String>, _>("csat_scale")?.unwrap_or_default(),
+                            satisfied: row.try_get::<Option<i64>, _>("csat_satisfied")? == Some(1),
+                        }),
+                        None => None,
+                    };
+                    let ces = match row.try_get::<Option<f64>, _>("ces")? {
+                        Some(value) => Some(Ces {
+                            value,
+                            scale: row.try_get::<Option<String>, _>("ces_scale")?.unwrap_or_default(),
+                            agrees: row.try_get::<Option<i64>, _>("ces_agrees")? == Some(1),
+                        }),
+                        None => None,
+                    };
+                    let occurred_at_ms: i64 = row.try_get("occurred_at_ms")?;
+                    let updated_at_ms: Option<i64> = row.try_get("updated_at_ms")?;
+                    let status: Option<String> = row.try_get("status")?;
+                    let ticket = row.try_get::<Option<String>, _>("ticket_raw")?.map(|raw| {
+                        ticket_times(
+                            &raw,
+                            occurred_at_ms,
+                            updated_at_ms,
+                            status.as_deref(),
+                            f.business_hours,
+                        )
+                    });
+                    out.push(IndicatorRow {
+                        source: row.try_get("source")?,
+                        external_id: row.try_get("external_id")?,
+                        kind,
+                        parent_external_id: row.try_get("parent_external_id")?,
+                        occurred_at_ms,
+                        updated_at_ms,
+                        location_id: row.try_get("location_id")?,
+                        customer_id: row.try_get("customer_id")?,
+                        stars: row.try_get("stars")?,
+                        nps: row.try_get("nps")?,
+                        csat,
+                        ces,
+                        status,
+                        ticket,
+                    });
+                }
+                Ok(out)
+            }
         }
 
         // --- HTTP API reads ---

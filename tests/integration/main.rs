@@ -14,6 +14,7 @@ mod fakes;
 mod http;
 mod import;
 mod learn;
+mod metrics;
 mod schedule;
 mod storage;
 mod surveys;
