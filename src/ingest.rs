@@ -141,7 +141,7 @@ fn quarantine_entry(
 }
 
 /// A content hash of the file, so a run records exactly which file it read.
-fn file_hash(path: &Path) -> std::io::Result<String> {
+pub(crate) fn file_hash(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];

@@ -15,8 +15,6 @@ use crate::ingest::{ImportOptions, ImportReport, IngestError, import_file};
 use crate::pipeline::Analyzer;
 use crate::store::{Store, StoreError};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -94,19 +92,6 @@ fn is_candidate(path: &Path) -> bool {
             .any(|s| name.to_ascii_lowercase().ends_with(s)))
 }
 
-fn hash_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hex::encode(h.finalize()));
-        }
-        h.update(&buf[..n]);
-    }
-}
-
 /// The watches `names` picks (all when empty).
 pub fn select<'a>(
     config: &'a Config,
@@ -165,7 +150,7 @@ pub async fn scan(
             continue;
         }
         let file = path.display().to_string();
-        let hash = match hash_file(&path) {
+        let hash = match crate::ingest::file_hash(&path) {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(watch = %watch.name, %file, error = %e, "Cannot read a watched file.");

@@ -162,6 +162,30 @@ macro_rules! impl_store {
             })
         }
 
+        /// The CSAT answer of an interaction row (`csat`, `csat_scale`, `csat_satisfied`).
+        fn csat_of(row: &<$db as sqlx::Database>::Row) -> Result<Option<Csat>> {
+            Ok(match row.try_get::<Option<f64>, _>("csat")? {
+                Some(value) => Some(Csat {
+                    value,
+                    scale: row.try_get::<Option<String>, _>("csat_scale")?.unwrap_or_default(),
+                    satisfied: row.try_get::<Option<i64>, _>("csat_satisfied")? == Some(1),
+                }),
+                None => None,
+            })
+        }
+
+        /// The CES answer of an interaction row (`ces`, `ces_scale`, `ces_agrees`).
+        fn ces_of(row: &<$db as sqlx::Database>::Row) -> Result<Option<Ces>> {
+            Ok(match row.try_get::<Option<f64>, _>("ces")? {
+                Some(value) => Some(Ces {
+                    value,
+                    scale: row.try_get::<Option<String>, _>("ces_scale")?.unwrap_or_default(),
+                    agrees: row.try_get::<Option<i64>, _>("ces_agrees")? == Some(1),
+                }),
+                None => None,
+            })
+        }
+
         /// Aspects as JSON, `NULL` when the text mentions none.
         fn aspects_json(a: &[crate::pipeline::sentiment::AspectScore]) -> Option<String> {
             (!a.is_empty()).then(|| serde_json::to_string(a).expect("aspects serialize"))
@@ -196,22 +220,8 @@ macro_rules! impl_store {
                 identities.push(Identity::new(IdentityKind::Name, n.clone()));
             }
             identities.sort();
-            let csat = match row.try_get::<Option<f64>, _>("csat")? {
-                Some(value) => Some(Csat {
-                    value,
-                    scale: row.try_get::<Option<String>, _>("csat_scale")?.unwrap_or_default(),
-                    satisfied: row.try_get::<Option<i64>, _>("csat_satisfied")? == Some(1),
-                }),
-                None => None,
-            };
-            let ces = match row.try_get::<Option<f64>, _>("ces")? {
-                Some(value) => Some(Ces {
-                    value,
-                    scale: row.try_get::<Option<String>, _>("ces_scale")?.unwrap_or_default(),
-                    agrees: row.try_get::<Option<i64>, _>("ces_agrees")? == Some(1),
-                }),
-                None => None,
-            };
+            let csat = csat_of(&row)?;
+            let ces = ces_of(&row)?;
             let sentiment = match row.try_get::<Option<f64>, _>("sentiment")? {
                 Some(score) => Some(Sentiment {
                     score,
@@ -2050,22 +2060,8 @@ macro_rules! impl_store {
                     let kind: String = row.try_get("kind")?;
                     let kind = InteractionKind::parse(&kind)
                         .ok_or_else(|| StoreError::Corrupt(format!("interaction kind `{kind}`")))?;
-                    let csat = match row.try_get::<Option<f64>, _>("csat")? {
-                        Some(value) => Some(Csat {
-                            value,
-                            scale: row.try_get::<Option<String>, _>("csat_scale")?.unwrap_or_default(),
-                            satisfied: row.try_get::<Option<i64>, _>("csat_satisfied")? == Some(1),
-                        }),
-                        None => None,
-                    };
-                    let ces = match row.try_get::<Option<f64>, _>("ces")? {
-                        Some(value) => Some(Ces {
-                            value,
-                            scale: row.try_get::<Option<String>, _>("ces_scale")?.unwrap_or_default(),
-                            agrees: row.try_get::<Option<i64>, _>("ces_agrees")? == Some(1),
-                        }),
-                        None => None,
-                    };
+                    let csat = csat_of(&row)?;
+                    let ces = ces_of(&row)?;
                     let occurred_at_ms: i64 = row.try_get("occurred_at_ms")?;
                     let updated_at_ms: Option<i64> = row.try_get("updated_at_ms")?;
                     let status: Option<String> = row.try_get("status")?;
