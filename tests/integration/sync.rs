@@ -77,7 +77,10 @@ async fn export(
         )
             .into_response();
     }
-    assert_eq!(q.get("include").map(String::as_str), Some("users"));
+    assert_eq!(
+        q.get("include").map(String::as_str),
+        Some("users,metric_sets")
+    );
     let page: usize = match (q.get("cursor"), q.get("start_time")) {
         (Some(c), _) => c
             .strip_prefix("c")
@@ -103,10 +106,23 @@ async fn export(
     let users: Vec<Value> = (0..7)
         .map(|u| json!({"id": 1000 + u, "name": format!("Customer {u}"), "email": format!("c{u}@example.org"), "role": "end-user"}))
         .collect();
+    let metric_sets: Vec<Value> = tickets
+        .iter()
+        .filter_map(|t| t.get("id").and_then(Value::as_u64))
+        .map(|id| {
+            json!({
+                "id": 90_000 + id, "ticket_id": id,
+                "reply_time_in_minutes": {"calendar": 30 + id, "business": 10},
+                "full_resolution_time_in_minutes": {"calendar": 600, "business": 240},
+                "reopens": id % 3, "replies": 2, "solved_at": "2026-03-28T10:00:00Z"
+            })
+        })
+        .collect();
     let next = (page + 1).min(s.pages);
     Json(json!({
         "tickets": if page < s.pages { tickets } else { vec![] },
         "users": users,
+        "metric_sets": metric_sets,
         "after_url": format!("http://127.0.0.1/api/v2/incremental/tickets/cursor.json?cursor=c{next}"),
         "after_cursor": format!("c{next}"),
         "before_url": null, "before_cursor": null,
@@ -215,6 +231,16 @@ async fn zendesk_pages_throttling_and_resume(db: TestDb) {
     );
     // Requesters are identities: seven customers.
     assert_eq!(db.store.counts().await.unwrap().customers, 7);
+    // Each ticket keeps its own metrics (reply and resolution times) in its raw record.
+    let stored = db.store.interactions_after(0, 1000).await.unwrap();
+    let t5 = stored
+        .iter()
+        .find(|i| i.interaction.external_id == "5")
+        .unwrap();
+    let raw: Value = serde_json::from_str(&t5.interaction.raw).unwrap();
+    assert_eq!(raw["metric_set"]["ticket_id"], 5);
+    assert_eq!(raw["metric_set"]["reply_time_in_minutes"]["calendar"], 35);
+    assert_eq!(raw["requester"]["email"], "c5@example.org");
 
     // The next run resumes from the cursor: one request, nothing new.
     let before = fake.requests.load(Ordering::SeqCst);

@@ -412,9 +412,9 @@ fn json_value(
 ) -> ControlFlow<()> {
     match serde_json::from_str::<Value>(text) {
         Ok(v) if preset == Preset::ZendeskJson && zendesk::is_page(&v) => {
-            let users = zendesk::users_of(&v);
+            let side = zendesk::Sideloads::of(&v);
             for t in v["tickets"].as_array().into_iter().flatten() {
-                sink(Item::Record(page_ticket(t, &users, origin, Some(line))))?;
+                sink(Item::Record(page_ticket(t, &side, origin, Some(line))))?;
             }
             ControlFlow::Continue(())
         }
@@ -437,19 +437,35 @@ fn json_value(
     }
 }
 
+/// A ticket of an export page. Its raw text keeps what the page sideloaded for it, as
+/// `{"ticket": ..., "requester": ..., "metric_set": ...}`, so a replay and the indicators
+/// (reply and resolution times) read the same record.
 pub(crate) fn page_ticket(
     t: &Value,
-    users: &zendesk::Users,
+    side: &zendesk::Sideloads,
     origin: &str,
     line: Option<u64>,
 ) -> SourceRecord {
     let requester = t
         .get("requester_id")
         .and_then(Value::as_i64)
-        .and_then(|id| users.get(&id));
-    let raw = match requester {
-        Some(u) => serde_json::json!({"ticket": t, "requester": u}).to_string(),
-        None => t.to_string(),
+        .and_then(|id| side.users.get(&id));
+    let metric_set = t
+        .get("id")
+        .and_then(Value::as_i64)
+        .and_then(|id| side.metric_sets.get(&id));
+    let raw = if requester.is_none() && metric_set.is_none() {
+        t.to_string()
+    } else {
+        let mut w = serde_json::Map::new();
+        w.insert("ticket".into(), t.clone());
+        if let Some(u) = requester {
+            w.insert("requester".into(), u.clone());
+        }
+        if let Some(m) = metric_set {
+            w.insert("metric_set".into(), m.clone());
+        }
+        Value::Object(w).to_string()
     };
     let mut rec = SourceRecord {
         origin: origin.to_string(),
@@ -513,15 +529,15 @@ fn json_document(
     }
     let items: Vec<&RawValue> =
         serde_json::from_str(cur.get()).map_err(|_| fmt_err(format!("`{key}` is not an array")))?;
-    let users = if preset == Preset::ZendeskJson {
-        zendesk::users_of(&serde_json::from_str(doc).unwrap_or(Value::Null))
+    let side = if preset == Preset::ZendeskJson {
+        zendesk::Sideloads::of(&serde_json::from_str(doc).unwrap_or(Value::Null))
     } else {
         Default::default()
     };
     for raw in items {
         let v: Value = serde_json::from_str(raw.get()).expect("already parsed");
         let item = if preset == Preset::ZendeskJson {
-            Item::Record(page_ticket(&v, &users, origin, Some(line_of(raw))))
+            Item::Record(page_ticket(&v, &side, origin, Some(line_of(raw))))
         } else {
             record_from_value(&v, raw.get(), origin, Some(line_of(raw)), preset, mapping)
         };

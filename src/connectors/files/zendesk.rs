@@ -80,22 +80,33 @@ fn csv_mapping(header: &[String]) -> Mapping {
     }
 }
 
-/// The requesters of a page, by user id.
-pub type Users = HashMap<i64, Value>;
+/// What a page of the incremental export sideloads: requesters (`include=users`) by user
+/// id, and ticket metrics (`include=metric_sets`: reply and resolution minutes, reopens,
+/// `solved_at`) by ticket id.
+#[derive(Debug, Default)]
+pub struct Sideloads {
+    pub users: HashMap<i64, Value>,
+    pub metric_sets: HashMap<i64, Value>,
+}
 
-pub fn users_of(page: &Value) -> Users {
-    page.get("users")
+fn by_key(page: &Value, array: &str, key: &str) -> HashMap<i64, Value> {
+    page.get(array)
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
-                .filter_map(|u| {
-                    u.get("id")
-                        .and_then(Value::as_i64)
-                        .map(|id| (id, u.clone()))
-                })
+                .filter_map(|u| u.get(key).and_then(Value::as_i64).map(|id| (id, u.clone())))
                 .collect()
         })
         .unwrap_or_default()
+}
+
+impl Sideloads {
+    pub fn of(page: &Value) -> Sideloads {
+        Sideloads {
+            users: by_key(page, "users", "id"),
+            metric_sets: by_key(page, "metric_sets", "ticket_id"),
+        }
+    }
 }
 
 /// Fills a record from a ticket object and, when known, its requester.
