@@ -64,6 +64,7 @@ async fn a_killed_lease_holder_is_replaced_within_lease_plus_one_tick() {
         pages,
         per_page: 10,
         throttle_request: None,
+        fail_request: None,
         delay: Duration::from_millis(150),
         requests: Arc::default(),
     };
@@ -172,6 +173,7 @@ async fn sighup_reloads_a_valid_configuration_and_keeps_the_old_one_otherwise() 
         pages: 2,
         per_page: 5,
         throttle_request: None,
+        fail_request: None,
         delay: Duration::ZERO,
         requests: Arc::default(),
     };

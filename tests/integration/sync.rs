@@ -23,6 +23,8 @@ pub struct FakeZendesk {
     pub per_page: usize,
     /// Answer the request with this index (0-based) with 429 + Retry-After: 1.
     pub throttle_request: Option<usize>,
+    /// Answer the request with this index with a 500 (then recover).
+    pub fail_request: Option<usize>,
     /// Delay per page, to let a test stop a sync mid-way.
     pub delay: Duration,
     pub requests: Arc<AtomicUsize>,
@@ -81,6 +83,13 @@ async fn export(
         q.get("include").map(String::as_str),
         Some("users,metric_sets")
     );
+    if s.fail_request == Some(n) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            r#"{"error":"InternalError"}"#,
+        )
+            .into_response();
+    }
     let page: usize = match (q.get("cursor"), q.get("start_time")) {
         (Some(c), _) => c
             .strip_prefix("c")
@@ -185,13 +194,15 @@ fn config(dir: &std::path::Path, base_url: &str, db_url: &str) -> Config {
     .unwrap()
 }
 
-/// Three pages, one 429 on the way, one damaged ticket: everything else stored, the
-/// damaged one quarantined, the cursor stored; a second run fetches only the tail.
+/// Three pages, one 429 and one 500 on the way, one damaged ticket: everything else
+/// stored, the damaged one quarantined, the cursor stored; a second run fetches only the
+/// tail.
 async fn zendesk_pages_throttling_and_resume(db: TestDb) {
     let fake = FakeZendesk {
         pages: 3,
         per_page: 25,
         throttle_request: Some(1),
+        fail_request: Some(3),
         delay: Duration::ZERO,
         requests: Arc::default(),
     };
@@ -215,6 +226,8 @@ async fn zendesk_pages_throttling_and_resume(db: TestDb) {
     assert!(!report.stopped);
     let c = metrics.connector_counters("support").unwrap();
     assert_eq!((c.rate_limit_waits, c.pages, c.runs), (1, 3, 1));
+    // The 429 and the 500 were retried.
+    assert_eq!(c.errors, 2);
     assert!(c.rate_limit_wait_secs >= 1.0);
     assert!(c.last_success.is_some());
     assert_eq!(
@@ -265,6 +278,7 @@ async fn zendesk_refused_credentials_are_named(db: TestDb) {
         pages: 1,
         per_page: 5,
         throttle_request: None,
+        fail_request: None,
         delay: Duration::ZERO,
         requests: Arc::default(),
     };
@@ -306,6 +320,7 @@ async fn sigterm_mid_sync_loses_and_duplicates_nothing() {
         pages,
         per_page,
         throttle_request: None,
+        fail_request: None,
         delay: Duration::from_millis(40),
         requests: Arc::default(),
     };
