@@ -114,6 +114,16 @@ impl Conditions {
         }
     }
 
+    /// `occurred_at_ms` in `[from, to)`, each bound optional.
+    pub fn and_period(&mut self, from_ms: Option<i64>, to_ms: Option<i64>) {
+        if let Some(v) = from_ms {
+            self.and("occurred_at_ms >= ?", Arg::Int(v));
+        }
+        if let Some(v) = to_ms {
+            self.and("occurred_at_ms < ?", Arg::Int(v));
+        }
+    }
+
     /// The next parameter's placeholder, for `LIMIT`.
     pub fn push(&mut self, arg: Arg) -> String {
         self.args.push(arg);
@@ -1868,12 +1878,7 @@ macro_rules! impl_store {
                 if let Some(v) = f.sentiment_max {
                     w.and("sentiment <= ?", Arg::Real(v));
                 }
-                if let Some(v) = f.from_ms {
-                    w.and("occurred_at_ms >= ?", Arg::Int(v));
-                }
-                if let Some(v) = f.to_ms {
-                    w.and("occurred_at_ms < ?", Arg::Int(v));
-                }
+                w.and_period(f.from_ms, f.to_ms);
                 let limit = w.push(Arg::Int(f.limit));
                 let sql = format!("{SELECT_INTERACTION}{} ORDER BY id LIMIT {limit}", w.sql);
                 let rows = bind_args(sqlx::query(sqlx::AssertSqlSafe(sql)), w.args)
@@ -1928,12 +1933,7 @@ macro_rules! impl_store {
                 w.and_text("entity = 'customer' AND entity_id = ?", &f.customer);
                 w.and_text("signal = ?", &f.signal);
                 w.and_text("status = ?", &f.status);
-                if let Some(v) = f.from_ms {
-                    w.and("occurred_at_ms >= ?", Arg::Int(v));
-                }
-                if let Some(v) = f.to_ms {
-                    w.and("occurred_at_ms < ?", Arg::Int(v));
-                }
+                w.and_period(f.from_ms, f.to_ms);
                 let limit = w.push(Arg::Int(f.limit));
                 let sql = format!("{SELECT_CHANGE}{} ORDER BY id DESC LIMIT {limit}", w.sql);
                 let rows = bind_args(sqlx::query(sqlx::AssertSqlSafe(sql)), w.args)
