@@ -142,17 +142,42 @@ fn quarantine_entry(
 
 /// A content hash of the file, so a run records exactly which file it read.
 pub(crate) fn file_hash(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
+    for file in input_files(path)? {
+        if path.is_dir() {
+            // A folder import: the files' names are part of what was imported.
+            let rel = file.strip_prefix(path).unwrap_or(&file);
+            h.update(rel.to_string_lossy().as_bytes());
+            h.update([0u8]);
         }
-        h.update(&buf[..n]);
+        let mut f = std::fs::File::open(&file)?;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
     }
     Ok(hex::encode(h.finalize()))
+}
+
+/// The files an import reads: the file itself, or a folder's files (Takeout).
+fn input_files(path: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    if path.is_dir() {
+        files::google::input_files(path)
+    } else {
+        Ok(vec![path.to_path_buf()])
+    }
+}
+
+/// The bytes an import reads.
+fn input_size(path: &Path) -> std::io::Result<u64> {
+    input_files(path)?
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()))
+        .sum()
 }
 
 fn progress_bar(config: &Config, total_bytes: u64) -> ProgressBar {
@@ -231,7 +256,7 @@ pub async fn import_file(
         })
     };
     let hash = file_hash(&opts.path).map_err(io_err)?;
-    let size = std::fs::metadata(&opts.path).map_err(io_err)?.len();
+    let size = input_size(&opts.path).map_err(io_err)?;
     let tombstones = crate::erasure::filter_for(store, config).await?;
     let run = store
         .start_import_run(

@@ -87,6 +87,10 @@ pub(super) struct RawZendesk {
     timeout_secs: Option<u64>,
     max_retries: Option<u32>,
     max_wait_secs: Option<u64>,
+    comments: Option<bool>,
+    csat: Option<String>,
+    csat_scale: Option<String>,
+    incremental_requests_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +178,25 @@ pub struct ZendeskSettings {
     /// Unix seconds of the first export (default 0: everything).
     pub start_time: i64,
     pub per_page: u32,
+    /// Fetch each exported ticket's public comments (`GET /api/v2/tickets/{id}/comments`).
+    pub comments: bool,
+    pub csat: ZendeskCsat,
+    /// The rating scale of the newer CSAT survey (`"1-5"`, `"1-3"` or `"1-2"`).
+    pub csat_scale: String,
+    /// The incremental export allows 10 requests a minute (30 with the High Volume
+    /// add-on); requests to it are spaced to stay under this.
+    pub incremental_requests_per_minute: u32,
+}
+
+/// Which CSAT the account runs; only one is active per Zendesk account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZendeskCsat {
+    /// Legacy satisfaction ratings: good/bad on the ticket (`satisfaction_rating`).
+    Legacy,
+    /// The newer CSAT: survey responses (`GET /api/v2/guide/survey_responses`) with a
+    /// numeric scale. The ticket's `satisfaction_rating` then holds Zendesk's good/bad
+    /// reduction of the same answer and is not counted again.
+    SurveyResponses,
 }
 
 pub const DEFAULT_CONNECTOR_CRON: &str = "0 */15 * * * *";
@@ -424,11 +447,37 @@ fn zendesk(at: &str, z: RawZendesk, problems: &mut Vec<String>) -> Option<Connec
     };
     let start_time = start_time(at, z.start_time.as_deref(), problems);
     let per_page = per_page(at, z.per_page, 1000, "Zendesk", problems);
+    let csat = match z.csat.as_deref() {
+        None | Some("legacy") => ZendeskCsat::Legacy,
+        Some("survey_responses") => ZendeskCsat::SurveyResponses,
+        Some(other) => {
+            problems.push(format!(
+                "{at}.csat: `{other}` is not a CSAT mode; fix: \"legacy\" (good/bad ratings) or \"survey_responses\" (the newer numeric CSAT)"
+            ));
+            ZendeskCsat::Legacy
+        }
+    };
+    let csat_scale = z.csat_scale.unwrap_or_else(|| "1-5".into());
+    if !matches!(csat_scale.as_str(), "1-5" | "1-3" | "1-2") {
+        problems.push(format!(
+            "{at}.csat_scale: `{csat_scale}` is not a Zendesk CSAT scale; fix: \"1-5\", \"1-3\" or \"1-2\" (the survey's number of choices)"
+        ));
+    }
+    let rpm = z.incremental_requests_per_minute.unwrap_or(10);
+    if rpm == 0 || rpm > 6000 {
+        problems.push(format!(
+            "{at}.incremental_requests_per_minute: {rpm} is out of range; fix: 10 (30 with Zendesk's High Volume API add-on)"
+        ));
+    }
     Some(ConnectorKind::Zendesk(ZendeskSettings {
         base_url,
         auth: auth?,
         start_time,
         per_page,
+        comments: z.comments.unwrap_or(true),
+        csat,
+        csat_scale,
+        incremental_requests_per_minute: rpm.clamp(1, 6000),
     }))
 }
 

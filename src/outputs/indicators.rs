@@ -253,6 +253,7 @@ fn lines(i: &Indicators) -> Vec<(String, String)> {
         },
     ));
     out.push(("Reopen rate".into(), share(&s.reopen_rate)));
+    out.push(("Abandonment rate".into(), share(&s.abandonment_rate)));
     out.push((
         "Tickets per customer".into(),
         format!(

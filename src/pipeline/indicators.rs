@@ -55,6 +55,8 @@ pub struct TicketTimes {
     /// The resolution time is created → last update of a solved ticket (no solve time known).
     pub resolution_approximate: bool,
     pub reopens: Option<i64>,
+    /// The customer left before anyone answered (sources that say so).
+    pub abandoned: Option<bool>,
 }
 
 /// Reads support times from a ticket's raw JSON (a Zendesk ticket, or the importer's
@@ -89,6 +91,7 @@ pub fn ticket_times(
         reopens: metrics
             .and_then(|m| m.get("reopens"))
             .and_then(serde_json::Value::as_i64),
+        abandoned: None,
     };
     if t.resolution_min.is_none() && !business_hours {
         let solved_at = metrics
@@ -378,6 +381,9 @@ pub struct SupportFigures {
     pub resolution_approximate: u64,
     /// Tickets reopened at least once, among tickets whose metrics say.
     pub reopen_rate: Share,
+    /// Contacts the customer left before anyone answered, among tickets of sources that
+    /// say so (none do: no figure).
+    pub abandonment_rate: Share,
     /// Tickets per customer (tickets with a known customer / their distinct customers).
     pub tickets_per_customer: Option<f64>,
     pub customers: u64,
@@ -394,6 +400,7 @@ fn support(rows: &[&IndicatorRow], min: u64) -> SupportFigures {
     let first: Vec<f64> = times.iter().filter_map(|t| t.first_reply_min).collect();
     let resolution: Vec<f64> = times.iter().filter_map(|t| t.resolution_min).collect();
     let reopens: Vec<i64> = times.iter().filter_map(|t| t.reopens).collect();
+    let abandoned: Vec<bool> = times.iter().filter_map(|t| t.abandoned).collect();
     let with_customer: Vec<&str> = tickets
         .iter()
         .filter_map(|t| t.customer_id.as_deref())
@@ -432,6 +439,11 @@ fn support(rows: &[&IndicatorRow], min: u64) -> SupportFigures {
         reopen_rate: Share::new(
             reopens.iter().filter(|r| **r > 0).count() as u64,
             reopens.len() as u64,
+            min,
+        ),
+        abandonment_rate: Share::new(
+            abandoned.iter().filter(|a| **a).count() as u64,
+            abandoned.len() as u64,
             min,
         ),
         tickets_per_customer: (!customers.is_empty())
@@ -1011,5 +1023,54 @@ mod tests {
             d(2024, 4, 1)
         );
         assert_eq!(bucket_start(d(2024, 3, 31), Unit::Week), d(2024, 3, 25));
+    }
+}
+
+#[cfg(test)]
+mod abandonment_tests {
+    use super::*;
+
+    fn ticket(abandoned: Option<bool>) -> IndicatorRow {
+        IndicatorRow {
+            source: "s".into(),
+            external_id: "t".into(),
+            kind: InteractionKind::Ticket,
+            parent_external_id: None,
+            occurred_at_ms: 0,
+            updated_at_ms: None,
+            location_id: None,
+            customer_id: None,
+            stars: None,
+            nps: None,
+            csat: None,
+            ces: None,
+            status: None,
+            ticket: Some(TicketTimes {
+                abandoned,
+                ..TicketTimes::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn abandonment_counts_only_tickets_of_sources_that_say() {
+        // Two abandoned of four that say; two tickets from a source that does not.
+        let rows = [
+            ticket(Some(true)),
+            ticket(Some(false)),
+            ticket(Some(true)),
+            ticket(Some(false)),
+            ticket(None),
+            ticket(None),
+        ];
+        let refs: Vec<&IndicatorRow> = rows.iter().collect();
+        let s = support(&refs, 30);
+        assert_eq!((s.abandonment_rate.count, s.abandonment_rate.n), (2, 4));
+        assert_eq!(s.abandonment_rate.pct, Some(50.0));
+        assert!(s.abandonment_rate.small_sample);
+        // No source says: no figure, not 0 %.
+        let none = [ticket(None)];
+        let refs: Vec<&IndicatorRow> = none.iter().collect();
+        assert_eq!(support(&refs, 30).abandonment_rate.pct, None);
     }
 }

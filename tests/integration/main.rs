@@ -19,4 +19,6 @@ mod schedule;
 mod storage;
 mod surveys;
 mod sync;
+mod takeout;
 mod watch;
+mod zendesk;

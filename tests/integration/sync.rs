@@ -180,6 +180,8 @@ api_token_file = "{}"
 location = "berlin-mitte"
 per_page = 25
 max_wait_secs = 5
+comments = false
+incremental_requests_per_minute = 6000
 "#,
         token.display()
     )

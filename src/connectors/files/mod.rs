@@ -8,6 +8,7 @@
 
 pub mod decode;
 pub(crate) mod delighted;
+pub mod google;
 pub mod mapping;
 mod surveys;
 pub(crate) mod zendesk;
@@ -54,10 +55,11 @@ pub enum Preset {
     DelightedJson,
     QualtricsCsv,
     SurveyMonkeyCsv,
+    GoogleTakeout,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 7] = [
+    pub const ALL: [Preset; 8] = [
         Preset::GenericCsv,
         Preset::GenericJson,
         Preset::ZendeskCsv,
@@ -65,6 +67,7 @@ impl Preset {
         Preset::DelightedJson,
         Preset::QualtricsCsv,
         Preset::SurveyMonkeyCsv,
+        Preset::GoogleTakeout,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +79,7 @@ impl Preset {
             Preset::DelightedJson => "delighted-json",
             Preset::QualtricsCsv => "qualtrics-csv",
             Preset::SurveyMonkeyCsv => "surveymonkey-csv",
+            Preset::GoogleTakeout => "google-takeout",
         }
     }
 
@@ -91,6 +95,7 @@ impl Preset {
             Preset::DelightedJson => "delighted",
             Preset::QualtricsCsv => "qualtrics",
             Preset::SurveyMonkeyCsv => "surveymonkey",
+            Preset::GoogleTakeout => "google",
         }
     }
 
@@ -100,6 +105,7 @@ impl Preset {
             Preset::DelightedJson | Preset::QualtricsCsv | Preset::SurveyMonkeyCsv => {
                 InteractionKind::SurveyResponse
             }
+            Preset::GoogleTakeout => InteractionKind::Review,
             Preset::GenericCsv | Preset::GenericJson => mapping
                 .and_then(|m| m.kind.as_deref())
                 .and_then(InteractionKind::parse)
@@ -135,6 +141,10 @@ pub fn read_file(
     bytes_read: Option<Arc<AtomicU64>>,
     sink: &mut dyn FnMut(Item) -> ControlFlow<()>,
 ) -> Result<(), ImportError> {
+    if preset == Preset::GoogleTakeout {
+        // A folder of files, read whole (a few thousand reviews at most).
+        return google::read_takeout(path, sink);
+    }
     let origin = path.display().to_string();
     let io = |source| ImportError::Io {
         path: origin.clone(),
@@ -651,8 +661,9 @@ fn record_from_value(
         });
     }
     match preset {
-        Preset::ZendeskJson => zendesk::ticket_record(v, None, &mut rec),
+        Preset::ZendeskJson => zendesk::item_record(v, &mut rec),
         Preset::DelightedJson => delighted::response_record(v, &mut rec),
+        Preset::GoogleTakeout => google::review_record(v, None, &mut rec),
         Preset::GenericJson
         | Preset::GenericCsv
         | Preset::ZendeskCsv

@@ -115,7 +115,13 @@ impl Sideloads {
 /// as the raw text of page tickets, so a quarantined ticket replays with its requester.
 pub fn ticket_record(v: &Value, requester: Option<&Value>, rec: &mut SourceRecord) {
     if let (Some(t), None) = (v.get("ticket"), requester) {
-        return ticket_record(t, v.get("requester"), rec);
+        ticket_record(t, v.get("requester"), rec);
+        // The newer CSAT is read from its survey responses; the ticket's good/bad is
+        // Zendesk's reduction of the same answer and would count it twice.
+        if v.get("csat").and_then(Value::as_str) == Some("survey_responses") {
+            rec.fields.remove(&Field::Csat);
+        }
+        return;
     }
     let s = |k: &str| v.get(k).and_then(json_text);
     rec.fields.remove(&Field::ExternalId);
@@ -194,4 +200,160 @@ pub fn ticket_record(v: &Value, requester: Option<&Value>, rec: &mut SourceRecor
 /// Is this JSON value a saved page of the incremental export (rather than one ticket)?
 pub fn is_page(v: &Value) -> bool {
     v.get("tickets").is_some_and(Value::is_array)
+}
+
+/// Fills a record from any item the Zendesk connector keeps: a ticket (bare or wrapped
+/// with its sideloads), a comment (`{"comment": ..., "ticket": ..., "author": ...}`) or a
+/// newer-CSAT survey response (`{"survey_response": ..., "scale": ...}`).
+pub fn item_record(v: &Value, rec: &mut SourceRecord) {
+    if v.get("comment").is_some_and(Value::is_object) {
+        comment_record(v, rec);
+    } else if v.get("survey_response").is_some_and(Value::is_object) {
+        survey_response_record(v, rec);
+    } else {
+        ticket_record(v, None, rec);
+    }
+}
+
+/// Is the comment's author the customer? The sideloaded user's role says so; without
+/// it, the author being the ticket's requester does.
+pub fn comment_by_customer(comment: &Value, ticket: &Value, author: Option<&Value>) -> bool {
+    match author.and_then(|a| a.get("role")).and_then(Value::as_str) {
+        Some(role) => role == "end-user",
+        None => {
+            let author_id = comment.get("author_id").and_then(Value::as_i64);
+            author_id.is_some() && author_id == ticket.get("requester_id").and_then(Value::as_i64)
+        }
+    }
+}
+
+/// A public ticket comment (`GET /api/v2/tickets/{id}/comments?include=users`), kept as
+/// `{"comment": ..., "ticket": {id, requester_id, tags, custom_fields}, "author": user}`.
+/// The customer's comments are `ticket_comment` interactions of that customer (they count
+/// as contacts on the issue); an agent's are `reply` interactions of the ticket.
+pub fn comment_record(v: &Value, rec: &mut SourceRecord) {
+    let Some(c) = v.get("comment") else { return };
+    let ticket = v.get("ticket").unwrap_or(&Value::Null);
+    let author = v.get("author").filter(|a| a.is_object());
+    let ticket_id = ticket.get("id").and_then(json_text);
+    let comment_id = c.get("id").and_then(json_text);
+    if let (Some(t), Some(id)) = (&ticket_id, &comment_id) {
+        rec.set(Field::ExternalId, "comment.id", format!("{t}#comment-{id}"));
+    }
+    if let Some(t) = &ticket_id {
+        rec.set(Field::Parent, "ticket.id", t.clone());
+    }
+    let customer = comment_by_customer(c, ticket, author);
+    rec.set(
+        Field::Kind,
+        "author.role",
+        if customer { "ticket_comment" } else { "reply" },
+    );
+    if let Some(at) = c.get("created_at").and_then(json_text) {
+        rec.set(Field::OccurredAt, "comment.created_at", at);
+    }
+    let body = c
+        .get("plain_body")
+        .and_then(json_text)
+        .or_else(|| c.get("body").and_then(json_text));
+    if let Some(b) = body {
+        rec.set(Field::Text, "comment.plain_body", b);
+    }
+    if let Some(tags) = ticket.get("tags").and_then(Value::as_array) {
+        rec.location_candidates
+            .extend(tags.iter().filter_map(json_text));
+    }
+    if let Some(cf) = ticket.get("custom_fields").and_then(Value::as_array) {
+        rec.location_candidates
+            .extend(cf.iter().filter_map(|f| f.get("value").and_then(json_text)));
+    }
+    if !customer {
+        return; // an agent is not a customer: no identity
+    }
+    if let Some(a) = c.get("author_id").and_then(json_text) {
+        rec.platform_ids.push(format!("zendesk_user:{a}"));
+    }
+    if let Some(u) = author {
+        let us = |k: &str| u.get(k).and_then(json_text);
+        if let Some(e) = us("email") {
+            rec.set(Field::Email, "author.email", e);
+        }
+        if let Some(p) = us("phone") {
+            rec.set(Field::Phone, "author.phone", p);
+        }
+        if let Some(n) = us("name") {
+            rec.set(Field::Name, "author.name", n);
+        }
+        if let Some(x) = us("external_id") {
+            rec.platform_ids.push(format!("crm:{x}"));
+        }
+    }
+}
+
+/// The ticket id a survey response is about (`subject_zrns: ["zen:ticket:99"]`).
+pub fn survey_response_ticket(r: &Value) -> Option<String> {
+    let zrns = r.get("subject_zrns").and_then(Value::as_array)?;
+    zrns.iter()
+        .filter_map(Value::as_str)
+        .find_map(|z| z.strip_prefix("zen:ticket:").map(str::to_string))
+}
+
+/// The newest time an answer of the response was given (ISO-8601), if any.
+pub fn survey_response_time(r: &Value) -> Option<String> {
+    r.get("answers")
+        .and_then(Value::as_array)?
+        .iter()
+        .filter_map(|a| {
+            a.get("updated_at")
+                .or_else(|| a.get("created_at"))
+                .and_then(Value::as_str)
+        })
+        .max()
+        .map(str::to_string)
+}
+
+/// A newer-CSAT survey response (`GET /api/v2/guide/survey_responses`), kept as
+/// `{"survey_response": ..., "scale": "1-5"}`: the rating answer (an answer carrying a
+/// numeric `rating`) on the declared scale, the open-ended answer as the text, the
+/// responder as the customer, the ticket as the parent.
+pub fn survey_response_record(v: &Value, rec: &mut SourceRecord) {
+    let Some(r) = v.get("survey_response") else {
+        return;
+    };
+    if let Some(id) = r.get("id").and_then(json_text) {
+        rec.set(
+            Field::ExternalId,
+            "survey_response.id",
+            format!("csat-{id}"),
+        );
+    }
+    rec.set(Field::Kind, "preset", "survey_response");
+    if let Some(t) = survey_response_ticket(r) {
+        rec.set(Field::Parent, "subject_zrns", t);
+    }
+    if let Some(at) = survey_response_time(r) {
+        rec.set(Field::OccurredAt, "answers[].updated_at", at);
+    }
+    let answers = r.get("answers").and_then(Value::as_array);
+    for a in answers.into_iter().flatten() {
+        if a.get("type").and_then(Value::as_str) == Some("skipped") {
+            continue;
+        }
+        if let Some(rating) = a.get("rating").and_then(json_text) {
+            rec.set(Field::Csat, "answers[].rating", rating);
+            let scale = v.get("scale").and_then(json_text);
+            rec.set(
+                Field::CsatScale,
+                "scale",
+                scale.unwrap_or_else(|| "1-5".into()),
+            );
+        } else if let Some(text) = a.get("value").and_then(Value::as_str)
+            && !text.trim().is_empty()
+        {
+            rec.set(Field::Text, "answers[].value", text.to_string());
+        }
+    }
+    if let Some(u) = r.get("responder_id").and_then(json_text) {
+        rec.platform_ids.push(format!("zendesk_user:{u}"));
+    }
 }
