@@ -84,6 +84,11 @@ impl Http {
         })
     }
 
+    /// The longest wait a vendor may impose (`max_wait_secs`).
+    pub fn max_wait(&self) -> Duration {
+        self.settings.max_wait
+    }
+
     /// GETs `url` until it answers 2xx. `authorize` adds the credentials (a fresh request
     /// each attempt); `vendor_wait` reads the vendor's own rate-limit headers of a 429.
     /// `label` names the request in errors (never the credentials).
@@ -95,13 +100,68 @@ impl Http {
         authorize: &(dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder + Sync),
         vendor_wait: &(dyn Fn(&HeaderMap) -> Option<Duration> + Sync),
     ) -> Result<Response, ConnectorError> {
+        let make = || authorize(self.client.get(url));
+        self.send(&make, label, cx, vendor_wait).await
+    }
+
+    /// POSTs `body` as JSON until it answers 2xx, with the same retries and waits as
+    /// [`Http::get`]. For read-only endpoints that take their query as a body (search
+    /// APIs) and session calls: the request must be safe to repeat.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        label: &str,
+        cx: &FetchContext,
+        authorize: &(dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder + Sync),
+        vendor_wait: &(dyn Fn(&HeaderMap) -> Option<Duration> + Sync),
+    ) -> Result<Response, ConnectorError> {
+        let make = || authorize(self.client.post(url).json(body));
+        self.send(&make, label, cx, vendor_wait).await
+    }
+
+    /// POSTs an `application/x-www-form-urlencoded` body (an OAuth token request) with the
+    /// same retries, waits and errors as [`Http::get`]. `label` names the request in
+    /// errors, never the form (it may hold a client secret).
+    pub async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        label: &str,
+        cx: &FetchContext,
+        authorize: &(dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder + Sync),
+        vendor_wait: &(dyn Fn(&HeaderMap) -> Option<Duration> + Sync),
+    ) -> Result<Response, ConnectorError> {
+        let body = form_body(form);
+        let make = || {
+            authorize(
+                self.client
+                    .post(url)
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(body.clone()),
+            )
+        };
+        self.send(&make, label, cx, vendor_wait).await
+    }
+
+    /// Sends the request `make` builds (a fresh one each attempt) until it answers 2xx.
+    async fn send(
+        &self,
+        make: &(dyn Fn() -> reqwest::RequestBuilder + Sync),
+        label: &str,
+        cx: &FetchContext,
+        vendor_wait: &(dyn Fn(&HeaderMap) -> Option<Duration> + Sync),
+    ) -> Result<Response, ConnectorError> {
         let mut attempt = 0u32;
         loop {
             if cx.stop.is_cancelled() {
                 return Err(ConnectorError::Stopped);
             }
             let sent = tokio::select! {
-                r = authorize(self.client.get(url)).send() => r,
+                r = make().send() => r,
                 _ = cx.stop.cancelled() => return Err(ConnectorError::Stopped),
             };
             let (wait, failure) = match sent {
@@ -193,6 +253,13 @@ impl Http {
             cx.sleep(d).await?;
         }
     }
+}
+
+/// `a=1&b=x+y`: the form encoding (`application/x-www-form-urlencoded`) of the pairs.
+fn form_body(pairs: &[(&str, &str)]) -> String {
+    let mut u = reqwest::Url::parse("http://form.invalid/").expect("a valid URL");
+    u.query_pairs_mut().extend_pairs(pairs);
+    u.query().unwrap_or_default().to_string()
 }
 
 /// reqwest's error text without the URL (which may carry tokens in query strings).
@@ -368,6 +435,17 @@ mod tests {
         );
         h.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn form_bodies_are_encoded() {
+        assert_eq!(
+            form_body(&[
+                ("grant_type", "client_credentials"),
+                ("client_secret", "a b&c=d")
+            ]),
+            "grant_type=client_credentials&client_secret=a+b%26c%3Dd"
+        );
     }
 
     #[test]
