@@ -34,6 +34,7 @@ pub struct SchedulerConfig {
 pub(super) enum RawConnector {
     Zendesk(RawZendesk),
     Delighted(RawDelighted),
+    Google(RawGoogle),
 }
 
 /// The keys every connector kind has.
@@ -65,6 +66,7 @@ impl RawConnector {
         match self {
             RawConnector::Zendesk(r) => common!(r),
             RawConnector::Delighted(r) => common!(r),
+            RawConnector::Google(r) => common!(r),
         }
     }
 }
@@ -110,6 +112,30 @@ pub(super) struct RawDelighted {
     max_wait_secs: Option<u64>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGoogle {
+    name: String,
+    schedule: Option<String>,
+    timezone: Option<String>,
+    account: String,
+    #[serde(default)]
+    locations: Vec<String>,
+    client_id: String,
+    client_secret_file: Option<PathBuf>,
+    client_secret_env: Option<String>,
+    refresh_token_file: Option<PathBuf>,
+    refresh_token_env: Option<String>,
+    base_url: Option<String>,
+    info_base_url: Option<String>,
+    token_url: Option<String>,
+    per_page: Option<u32>,
+    location: Option<String>,
+    timeout_secs: Option<u64>,
+    max_retries: Option<u32>,
+    max_wait_secs: Option<u64>,
+}
+
 /// One configured connector.
 #[derive(Debug, Clone)]
 pub struct ConnectorConfig {
@@ -137,6 +163,7 @@ pub struct HttpSettings {
 pub enum ConnectorKind {
     Zendesk(ZendeskSettings),
     Delighted(DelightedSettings),
+    Google(GoogleSettings),
 }
 
 impl ConnectorKind {
@@ -144,6 +171,7 @@ impl ConnectorKind {
         match self {
             ConnectorKind::Zendesk(_) => "zendesk",
             ConnectorKind::Delighted(_) => "delighted",
+            ConnectorKind::Google(_) => "google",
         }
     }
 }
@@ -158,6 +186,25 @@ pub struct DelightedSettings {
     pub start_time: i64,
     /// 1 to 100 (Delighted's maximum).
     pub per_page: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct GoogleSettings {
+    /// `accounts/{accountId}`.
+    pub account: String,
+    /// Location ids or names (`accounts/a/locations/l`); empty: every location.
+    pub locations: Vec<String>,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub refresh_token: Secret,
+    /// `https://mybusiness.googleapis.com` (reviews, v4).
+    pub base_url: String,
+    /// `https://mybusinessbusinessinformation.googleapis.com` (the location list, v1).
+    pub info_base_url: String,
+    /// `https://oauth2.googleapis.com/token`.
+    pub token_url: String,
+    /// 1 to 50 (the API's maximum).
+    pub page_size: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -349,6 +396,7 @@ pub(super) fn connectors(
         let kind = match c {
             RawConnector::Zendesk(z) => zendesk(&at, z, problems),
             RawConnector::Delighted(d) => delighted(&at, d, problems),
+            RawConnector::Google(g) => google(&at, g, problems),
         };
         if let Some(kind) = kind {
             out.push(ConnectorConfig {
@@ -365,14 +413,19 @@ pub(super) fn connectors(
 
 /// `base_url` without its trailing slash, or a problem naming the key with an example.
 fn base_url(at: &str, value: &str, example: &str, problems: &mut Vec<String>) -> String {
-    let base_url = value.trim_end_matches('/').to_string();
-    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+    url_key(at, "base_url", value, example, problems)
+}
+
+/// An http(s) URL under `key`, without a trailing slash.
+fn url_key(at: &str, key: &str, value: &str, example: &str, problems: &mut Vec<String>) -> String {
+    let url = value.trim_end_matches('/').to_string();
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
         problems.push(format!(
-            "{at}.base_url: `{}` is not an http(s) URL; fix: \"{example}\"",
-            crate::config::redact_url(&base_url)
+            "{at}.{key}: `{}` is not an http(s) URL; fix: \"{example}\"",
+            crate::config::redact_url(&url)
         ));
     }
-    base_url
+    url
 }
 
 fn start_time(at: &str, value: Option<&str>, problems: &mut Vec<String>) -> i64 {
@@ -553,6 +606,81 @@ fn parse_start(s: &str) -> Option<i64> {
                 .and_utc()
                 .timestamp()
         })
+}
+
+fn google(at: &str, g: RawGoogle, problems: &mut Vec<String>) -> Option<ConnectorKind> {
+    let base_url = base_url(
+        at,
+        g.base_url
+            .as_deref()
+            .unwrap_or("https://mybusiness.googleapis.com"),
+        "https://mybusiness.googleapis.com",
+        problems,
+    );
+    let info_base_url = url_key(
+        at,
+        "info_base_url",
+        g.info_base_url
+            .as_deref()
+            .unwrap_or("https://mybusinessbusinessinformation.googleapis.com"),
+        "https://mybusinessbusinessinformation.googleapis.com",
+        problems,
+    );
+    let token_url = url_key(
+        at,
+        "token_url",
+        g.token_url
+            .as_deref()
+            .unwrap_or("https://oauth2.googleapis.com/token"),
+        "https://oauth2.googleapis.com/token",
+        problems,
+    );
+    let account = g.account.trim().trim_end_matches('/').to_string();
+    let digits = account.strip_prefix("accounts/").unwrap_or("");
+    if digits.is_empty() || digits.contains('/') {
+        problems.push(format!(
+            "{at}.account: `{account}` is not an account name; fix: account = \"accounts/1234567890\" (from the accounts.list call or the Business Profile Manager URL)"
+        ));
+    }
+    if g.client_id.trim().is_empty() {
+        problems.push(format!(
+            "{at}.client_id: empty; fix: the OAuth client id of your Google Cloud project (…apps.googleusercontent.com)"
+        ));
+    }
+    let secret_ = secret(
+        &format!("{at}.client_secret"),
+        g.client_secret_file.as_ref(),
+        g.client_secret_env.as_ref(),
+        problems,
+    );
+    if secret_.is_none() && g.client_secret_file.is_none() && g.client_secret_env.is_none() {
+        problems.push(format!(
+            "{at}: no client secret; fix: client_secret_file (a file of mode 600) or client_secret_env"
+        ));
+    }
+    let refresh = secret(
+        &format!("{at}.refresh_token"),
+        g.refresh_token_file.as_ref(),
+        g.refresh_token_env.as_ref(),
+        problems,
+    );
+    if refresh.is_none() && g.refresh_token_file.is_none() && g.refresh_token_env.is_none() {
+        problems.push(format!(
+            "{at}: no refresh token; fix: refresh_token_file (a file of mode 600 holding the OAuth refresh token with scope business.manage) or refresh_token_env"
+        ));
+    }
+    let page_size = per_page(at, g.per_page, 50, "Google", problems);
+    Some(ConnectorKind::Google(GoogleSettings {
+        account,
+        locations: g.locations,
+        client_id: g.client_id,
+        client_secret: secret_?,
+        refresh_token: refresh?,
+        base_url,
+        info_base_url,
+        token_url,
+        page_size,
+    }))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 
 pub mod delighted;
 pub mod files;
+pub mod google;
 pub mod http;
 pub mod zendesk;
 
@@ -92,5 +93,6 @@ pub fn build(config: &ConnectorConfig) -> Result<Box<dyn Connector>, ConnectorEr
     match &config.kind {
         ConnectorKind::Zendesk(z) => Ok(Box::new(zendesk::Zendesk::new(z, &config.http)?)),
         ConnectorKind::Delighted(d) => Ok(Box::new(delighted::Delighted::new(d, &config.http)?)),
+        ConnectorKind::Google(g) => Ok(Box::new(google::Google::new(g, &config.http)?)),
     }
 }

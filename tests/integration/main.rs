@@ -11,6 +11,7 @@ mod connectors;
 mod daemon;
 mod erasure;
 mod fakes;
+mod google;
 mod http;
 mod import;
 mod learn;
