@@ -12,8 +12,8 @@ mod secret;
 mod watch;
 
 pub use daemon::{
-    ConnectorConfig, ConnectorKind, DEFAULT_CONNECTOR_CRON, DelightedSettings, HttpSettings,
-    SchedulerConfig, ZendeskAuth, ZendeskSettings,
+    ConnectorConfig, ConnectorKind, DEFAULT_CONNECTOR_CRON, DelightedSettings, FreshdeskSettings,
+    HelpscoutSettings, HttpSettings, SchedulerConfig, ZendeskAuth, ZendeskSettings,
 };
 pub use http::{ApiToken, HttpConfig, Scope};
 pub use secret::{Secret, redact_url};

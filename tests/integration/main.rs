@@ -17,6 +17,7 @@ mod learn;
 mod metrics;
 mod schedule;
 mod storage;
+mod support;
 mod surveys;
 mod sync;
 mod watch;
