@@ -35,6 +35,8 @@ pub(super) enum RawConnector {
     Zendesk(RawZendesk),
     Delighted(RawDelighted),
     Google(RawGoogle),
+    Freshdesk(RawFreshdesk),
+    Helpscout(RawHelpscout),
 }
 
 /// The keys every connector kind has.
@@ -67,6 +69,8 @@ impl RawConnector {
             RawConnector::Zendesk(r) => common!(r),
             RawConnector::Delighted(r) => common!(r),
             RawConnector::Google(r) => common!(r),
+            RawConnector::Freshdesk(r) => common!(r),
+            RawConnector::Helpscout(r) => common!(r),
         }
     }
 }
@@ -136,6 +140,44 @@ pub(super) struct RawGoogle {
     max_wait_secs: Option<u64>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFreshdesk {
+    name: String,
+    schedule: Option<String>,
+    timezone: Option<String>,
+    base_url: String,
+    api_key_file: Option<PathBuf>,
+    api_key_env: Option<String>,
+    start_time: Option<String>,
+    location: Option<String>,
+    per_page: Option<u32>,
+    max_pages: Option<u32>,
+    ratings: Option<bool>,
+    csat_scale: Option<String>,
+    timeout_secs: Option<u64>,
+    max_retries: Option<u32>,
+    max_wait_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHelpscout {
+    name: String,
+    schedule: Option<String>,
+    timezone: Option<String>,
+    base_url: Option<String>,
+    token_url: Option<String>,
+    client_id: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    client_secret_env: Option<String>,
+    start_time: Option<String>,
+    location: Option<String>,
+    timeout_secs: Option<u64>,
+    max_retries: Option<u32>,
+    max_wait_secs: Option<u64>,
+}
+
 /// One configured connector.
 #[derive(Debug, Clone)]
 pub struct ConnectorConfig {
@@ -164,6 +206,8 @@ pub enum ConnectorKind {
     Zendesk(ZendeskSettings),
     Delighted(DelightedSettings),
     Google(GoogleSettings),
+    Freshdesk(FreshdeskSettings),
+    Helpscout(HelpscoutSettings),
 }
 
 impl ConnectorKind {
@@ -172,8 +216,42 @@ impl ConnectorKind {
             ConnectorKind::Zendesk(_) => "zendesk",
             ConnectorKind::Delighted(_) => "delighted",
             ConnectorKind::Google(_) => "google",
+            ConnectorKind::Freshdesk(_) => "freshdesk",
+            ConnectorKind::Helpscout(_) => "helpscout",
         }
     }
+}
+
+#[derive(Debug, Clone)]
+pub struct FreshdeskSettings {
+    /// `https://{domain}.freshdesk.com` (tests: a server on 127.0.0.1).
+    pub base_url: String,
+    /// Sent as the Basic user name with the password `X`.
+    pub api_key: Secret,
+    /// Unix seconds: always sent as `updated_since` (without it Freshdesk returns only the
+    /// last 30 days). Default 0.
+    pub start_time: i64,
+    /// 1 to 100 (Freshdesk's maximum).
+    pub per_page: u32,
+    /// The last page Freshdesk serves for one filter (300); the run then filters again
+    /// from the last `updated_at` seen.
+    pub max_pages: u32,
+    /// Also fetch satisfaction ratings (default true).
+    pub ratings: bool,
+    /// The account's survey scale (Freshdesk does not say it per rating).
+    pub csat_scale: crate::connectors::files::freshdesk::CsatScale,
+}
+
+#[derive(Debug, Clone)]
+pub struct HelpscoutSettings {
+    /// `https://api.helpscout.net` (tests: a server on 127.0.0.1).
+    pub base_url: String,
+    /// Where client credentials are exchanged for a token (default `{base_url}/v2/oauth2/token`).
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Unix seconds: the first sync asks for conversations modified since then (default 0).
+    pub start_time: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -397,6 +475,8 @@ pub(super) fn connectors(
             RawConnector::Zendesk(z) => zendesk(&at, z, problems),
             RawConnector::Delighted(d) => delighted(&at, d, problems),
             RawConnector::Google(g) => google(&at, g, problems),
+            RawConnector::Freshdesk(f) => freshdesk(&at, f, problems),
+            RawConnector::Helpscout(h) => helpscout(&at, h, problems),
         };
         if let Some(kind) = kind {
             out.push(ConnectorConfig {
@@ -559,6 +639,96 @@ fn delighted(at: &str, d: RawDelighted, problems: &mut Vec<String>) -> Option<Co
         api_key: key?,
         start_time,
         per_page,
+    }))
+}
+
+fn freshdesk(at: &str, f: RawFreshdesk, problems: &mut Vec<String>) -> Option<ConnectorKind> {
+    use crate::connectors::files::freshdesk::CsatScale;
+    let base_url = base_url(at, &f.base_url, "https://DOMAIN.freshdesk.com", problems);
+    let key = secret(
+        &format!("{at}.api_key"),
+        f.api_key_file.as_ref(),
+        f.api_key_env.as_ref(),
+        problems,
+    );
+    if key.is_none() && f.api_key_file.is_none() && f.api_key_env.is_none() {
+        problems.push(format!(
+            "{at}: no credentials; fix: api_key_file (a file of mode 600 holding the Freshdesk API key) or api_key_env"
+        ));
+    }
+    let start_time = start_time(at, f.start_time.as_deref(), problems);
+    let per_page = per_page(at, f.per_page, 100, "Freshdesk", problems);
+    let max_pages = f.max_pages.unwrap_or(300);
+    if !(1..=300).contains(&max_pages) {
+        problems.push(format!(
+            "{at}.max_pages: {max_pages} is out of range; fix: 1 to 300 (Freshdesk serves 300 pages per filter; default 300)"
+        ));
+    }
+    let csat_scale = match f.csat_scale.as_deref() {
+        None => CsatScale::Classic3,
+        Some(s) => CsatScale::parse(s).unwrap_or_else(|| {
+            problems.push(format!(
+                "{at}.csat_scale: `{s}` is not a Freshdesk survey scale; fix: one of {} (the number of answers of the account's satisfaction survey; legacy-3 for the old 1/2/3 survey)",
+                CsatScale::ALL.map(|c| c.name()).join(", ")
+            ));
+            CsatScale::Classic3
+        }),
+    };
+    Some(ConnectorKind::Freshdesk(FreshdeskSettings {
+        base_url,
+        api_key: key?,
+        start_time,
+        per_page,
+        max_pages,
+        ratings: f.ratings.unwrap_or(true),
+        csat_scale,
+    }))
+}
+
+fn helpscout(at: &str, h: RawHelpscout, problems: &mut Vec<String>) -> Option<ConnectorKind> {
+    let base_url = base_url(
+        at,
+        h.base_url.as_deref().unwrap_or("https://api.helpscout.net"),
+        "https://api.helpscout.net",
+        problems,
+    );
+    let token_url = match &h.token_url {
+        Some(t) => {
+            let t = t.trim().to_string();
+            if !(t.starts_with("https://") || t.starts_with("http://")) {
+                problems.push(format!(
+                    "{at}.token_url: `{}` is not an http(s) URL; fix: \"https://api.helpscout.net/v2/oauth2/token\" or delete the key",
+                    crate::config::redact_url(&t)
+                ));
+            }
+            t
+        }
+        None => format!("{base_url}/v2/oauth2/token"),
+    };
+    let client_id = h.client_id.clone().unwrap_or_default();
+    if client_id.trim().is_empty() {
+        problems.push(format!(
+            "{at}.client_id: missing; fix: the App ID of the Help Scout app (Your Profile > My Apps)"
+        ));
+    }
+    let secret = secret(
+        &format!("{at}.client_secret"),
+        h.client_secret_file.as_ref(),
+        h.client_secret_env.as_ref(),
+        problems,
+    );
+    if secret.is_none() && h.client_secret_file.is_none() && h.client_secret_env.is_none() {
+        problems.push(format!(
+            "{at}: no credentials; fix: client_secret_file (a file of mode 600 holding the app's secret) or client_secret_env"
+        ));
+    }
+    let start_time = start_time(at, h.start_time.as_deref(), problems);
+    Some(ConnectorKind::Helpscout(HelpscoutSettings {
+        base_url,
+        token_url,
+        client_id: client_id.trim().to_string(),
+        client_secret: secret?,
+        start_time,
     }))
 }
 
@@ -772,6 +942,87 @@ api_key_env = "TIDELINE_TEST_SURELY_UNSET"
         }
         assert!(problems.iter().all(|p| p.contains("fix:")), "{all}");
         assert_eq!(problems.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn freshdesk_and_helpscout_problems_are_named_with_their_fix() {
+        let text = r#"
+[[connector]]
+kind = "freshdesk"
+name = "fd"
+base_url = "acme.freshdesk.com"
+per_page = 101
+max_pages = 301
+csat_scale = "five"
+[[connector]]
+kind = "helpscout"
+name = "hs"
+token_url = "ftp://x"
+client_secret_env = "TIDELINE_TEST_SURELY_UNSET"
+"#;
+        let Err(ConfigError::Invalid { problems, .. }) =
+            Config::from_toml(text, "t.toml", &Overrides::default())
+        else {
+            panic!("invalid config accepted");
+        };
+        let all = problems.join("\n");
+        for needle in [
+            "connector[0] (fd).base_url",
+            "connector[0] (fd).per_page: 101 is out of range; fix: 1 to 100",
+            "connector[0] (fd).max_pages",
+            "connector[0] (fd).csat_scale: `five`",
+            "connector[0] (fd): no credentials",
+            "connector[1] (hs).token_url",
+            "connector[1] (hs).client_id",
+            "connector[1] (hs).client_secret_env",
+        ] {
+            assert!(all.contains(needle), "missing {needle}:\n{all}");
+        }
+        assert!(problems.iter().all(|p| p.contains("fix:")), "{all}");
+        assert_eq!(problems.len(), 8, "{all}");
+    }
+
+    #[test]
+    fn freshdesk_and_helpscout_defaults() {
+        // SAFETY: a variable only this test reads.
+        unsafe { std::env::set_var("TIDELINE_TEST_FD_HS_SECRET", "s3") };
+        let text = r#"
+[[connector]]
+kind = "freshdesk"
+name = "fd"
+base_url = "https://acme.freshdesk.com/"
+api_key_env = "TIDELINE_TEST_FD_HS_SECRET"
+[[connector]]
+kind = "helpscout"
+name = "hs"
+client_id = "app-1"
+client_secret_env = "TIDELINE_TEST_FD_HS_SECRET"
+"#;
+        let c = Config::from_toml(text, "t.toml", &Overrides::default()).unwrap();
+        let crate::config::ConnectorKind::Freshdesk(f) = &c.connectors[0].kind else {
+            panic!("not freshdesk");
+        };
+        assert_eq!(
+            (f.base_url.as_str(), f.per_page, f.max_pages, f.ratings),
+            ("https://acme.freshdesk.com", 100, 300, true)
+        );
+        assert_eq!(f.csat_scale.name(), "classic-3");
+        let crate::config::ConnectorKind::Helpscout(h) = &c.connectors[1].kind else {
+            panic!("not helpscout");
+        };
+        assert_eq!(
+            h.token_url.as_str(),
+            "https://api.helpscout.net/v2/oauth2/token"
+        );
+        assert!(!format!("{f:?}{h:?}").contains("s3\""));
+        let bad = text.replace(
+            "client_id = \"app-1\"",
+            "client_id = \"app-1\"\nper_page = 5",
+        );
+        let err = Config::from_toml(&bad, "t.toml", &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field"), "{err}");
     }
 
     #[test]

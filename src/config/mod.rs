@@ -12,8 +12,9 @@ mod secret;
 mod watch;
 
 pub use daemon::{
-    ConnectorConfig, ConnectorKind, DEFAULT_CONNECTOR_CRON, DelightedSettings, GoogleSettings,
-    HttpSettings, SchedulerConfig, ZendeskAuth, ZendeskCsat, ZendeskSettings,
+    ConnectorConfig, ConnectorKind, DEFAULT_CONNECTOR_CRON, DelightedSettings, FreshdeskSettings,
+    GoogleSettings, HelpscoutSettings, HttpSettings, SchedulerConfig, ZendeskAuth, ZendeskCsat,
+    ZendeskSettings,
 };
 pub use http::{ApiToken, HttpConfig, Scope};
 pub use secret::{Secret, redact_url};

@@ -15,13 +15,18 @@
 //!
 //! Modules: [`files`] (export files and presets), [`http`] (what every API connector does
 //! with HTTP), [`zendesk`] (the incremental ticket export), [`delighted`] (survey
-//! responses by `updated_since`). Adding a connector is one module
+//! responses by `updated_since`), [`freshdesk`] (tickets and satisfaction ratings by
+//! `updated_since`, past the 300-page cap), [`helpscout`] (conversations with an OAuth2
+//! client-credentials token), [`window`] (their shared high-water cursor). Adding a connector is one module
 //! plus one arm of [`crate::config::ConnectorKind`] and of [`build`].
 
 pub mod delighted;
 pub mod files;
 pub mod google;
+pub mod freshdesk;
+pub mod helpscout;
 pub mod http;
+pub mod window;
 pub mod zendesk;
 
 use crate::config::{ConnectorConfig, ConnectorKind};
@@ -94,5 +99,7 @@ pub fn build(config: &ConnectorConfig) -> Result<Box<dyn Connector>, ConnectorEr
         ConnectorKind::Zendesk(z) => Ok(Box::new(zendesk::Zendesk::new(z, &config.http)?)),
         ConnectorKind::Delighted(d) => Ok(Box::new(delighted::Delighted::new(d, &config.http)?)),
         ConnectorKind::Google(g) => Ok(Box::new(google::Google::new(g, &config.http)?)),
+        ConnectorKind::Freshdesk(f) => Ok(Box::new(freshdesk::Freshdesk::new(f, &config.http)?)),
+        ConnectorKind::Helpscout(h) => Ok(Box::new(helpscout::Helpscout::new(h, &config.http)?)),
     }
 }

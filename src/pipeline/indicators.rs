@@ -71,6 +71,11 @@ pub fn ticket_times(
     business_hours: bool,
 ) -> TicketTimes {
     let v: serde_json::Value = serde_json::from_str(raw).unwrap_or(serde_json::Value::Null);
+    if let Some(t) = freshdesk_times(&v, created_ms, business_hours)
+        .or_else(|| helpscout_times(&v, created_ms, business_hours))
+    {
+        return t;
+    }
     let ticket = v.get("ticket").unwrap_or(&v);
     let metrics = ticket.get("metric_set").or_else(|| v.get("metric_set"));
     let minutes = |key: &str| {
@@ -107,6 +112,135 @@ pub fn ticket_times(
         }
     }
     t
+}
+
+/// Minutes from `created_ms` to an RFC 3339 instant.
+fn minutes_since(created_ms: i64, at: Option<&serde_json::Value>) -> Option<f64> {
+    let at = chrono::DateTime::parse_from_rfc3339(at?.as_str()?.trim()).ok()?;
+    Some((at.timestamp_millis() - created_ms) as f64 / 60_000.0)
+}
+
+/// A number of hours as an export writes it (`1.5`, `1,5`, `01:30`), in minutes.
+fn hours_cell(v: Option<&serde_json::Value>) -> Option<f64> {
+    let s = v?.as_str()?.trim();
+    if let Some((h, m)) = s.split_once(':') {
+        let (h, m) = (h.trim().parse::<f64>().ok()?, m.trim().parse::<f64>().ok()?);
+        return Some(h * 60.0 + m);
+    }
+    s.replace(',', ".").parse::<f64>().ok().map(|h| h * 60.0)
+}
+
+/// Freshdesk: a ticket of the API (`include=stats`: `first_responded_at`,
+/// `agent_responded_at`, `resolved_at`, `closed_at`, `reopened_at`, all calendar instants)
+/// or a row of the UI CSV export (`First response time (in hrs)`, `Resolution time (in
+/// hrs)`, `Agent interactions`). `None` when the record is neither.
+///
+/// Freshdesk gives only the last `reopened_at`, so `reopens` is 1 or 0 (reopened at least
+/// once or not), which is what the reopen rate counts. A resolved or closed ticket without
+/// any agent response (no `first_responded_at` / `agent_responded_at`; in the CSV, zero
+/// agent interactions or an empty first-response column) is abandoned; an answered one is
+/// not; an open unanswered one is not known yet. In business-hours mode the times are
+/// left out: both forms are calendar time.
+fn freshdesk_times(
+    v: &serde_json::Value,
+    created_ms: i64,
+    business_hours: bool,
+) -> Option<TicketTimes> {
+    let calendar = |x: Option<f64>| x.filter(|_| !business_hours);
+    if let Some(stats) = v.get("stats").filter(|s| s.is_object()) {
+        let at = |k: &str| stats.get(k).filter(|x| x.is_string());
+        let first = at("first_responded_at").or_else(|| at("agent_responded_at"));
+        let done = at("resolved_at").or_else(|| at("closed_at"));
+        let status = v.get("status").and_then(serde_json::Value::as_i64);
+        let finished = matches!(status, Some(4 | 5)) || done.is_some();
+        return Some(TicketTimes {
+            first_reply_min: calendar(minutes_since(created_ms, first)),
+            resolution_min: calendar(minutes_since(created_ms, done)),
+            resolution_approximate: false,
+            reopens: Some(i64::from(at("reopened_at").is_some())),
+            abandoned: match (first.is_some(), finished) {
+                (true, _) => Some(false),
+                (false, true) => Some(true),
+                (false, false) => None,
+            },
+        });
+    }
+    let row = v.as_object()?;
+    let first_col = row.get("First response time (in hrs)");
+    let resolution_col = row.get("Resolution time (in hrs)");
+    if first_col.is_none() && resolution_col.is_none() {
+        return None;
+    }
+    let status = row
+        .get("Status")
+        .and_then(serde_json::Value::as_str)
+        .map(|s| s.trim().to_lowercase());
+    let finished = matches!(status.as_deref(), Some("resolved" | "closed"));
+    let first = hours_cell(first_col);
+    let agent_interactions = row
+        .get("Agent interactions")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|s| s.trim().parse::<i64>().ok());
+    let answered = match agent_interactions {
+        Some(n) => Some(n > 0),
+        None if first_col.is_some() => Some(first.is_some()),
+        None => None,
+    };
+    Some(TicketTimes {
+        first_reply_min: calendar(first),
+        resolution_min: calendar(hours_cell(resolution_col)),
+        resolution_approximate: false,
+        reopens: None,
+        abandoned: match (answered, finished) {
+            (Some(true), _) => Some(false),
+            (Some(false), true) => Some(true),
+            _ => None,
+        },
+    })
+}
+
+/// Help Scout: a conversation of the Mailbox API 2.0 (`primaryCustomer`, `createdAt`,
+/// `closedAt`, threads under `_embedded.threads` with `embed=threads`). The first reply is
+/// the first `reply` thread a user (not the customer) wrote; the resolution is `closedAt`
+/// of a closed conversation. Abandoned: closed with threads embedded and no such reply;
+/// answered: not abandoned; spam or without threads: not known. `None` when the record is
+/// not a Help Scout conversation.
+fn helpscout_times(
+    v: &serde_json::Value,
+    created_ms: i64,
+    business_hours: bool,
+) -> Option<TicketTimes> {
+    if v.get("primaryCustomer").is_none() && v.get("userUpdatedAt").is_none() {
+        return None;
+    }
+    let calendar = |x: Option<f64>| x.filter(|_| !business_hours);
+    let threads = v
+        .pointer("/_embedded/threads")
+        .and_then(serde_json::Value::as_array);
+    let first_reply = threads.and_then(|ts| {
+        ts.iter()
+            .filter(|t| {
+                t.get("type").and_then(serde_json::Value::as_str) == Some("reply")
+                    && t.pointer("/createdBy/type")
+                        .and_then(serde_json::Value::as_str)
+                        .is_none_or(|k| k == "user")
+            })
+            .filter_map(|t| minutes_since(created_ms, t.get("createdAt")))
+            .min_by(f64::total_cmp)
+    });
+    let status = v.get("status").and_then(serde_json::Value::as_str);
+    let closed = status == Some("closed");
+    Some(TicketTimes {
+        first_reply_min: calendar(first_reply),
+        resolution_min: calendar(minutes_since(created_ms, v.get("closedAt")).filter(|_| closed)),
+        resolution_approximate: false,
+        reopens: None,
+        abandoned: match (threads.is_some(), first_reply.is_some(), closed) {
+            (true, true, _) => Some(false),
+            (true, false, true) => Some(true),
+            _ => None,
+        },
+    })
 }
 
 /// The weights of the composite index, one per component.
@@ -977,6 +1111,73 @@ mod tests {
             ticket_times("{}", 0, Some(1), Some("open"), false).resolution_min,
             None
         );
+    }
+
+    #[test]
+    fn freshdesk_times_from_stats_and_from_the_csv_hours() {
+        // Created 2024-01-02T10:00:00Z; first response 90 min later, resolved after 1 day.
+        let created = 1_704_189_600_000;
+        let api = r#"{"id":1,"status":4,"created_at":"2024-01-02T10:00:00Z","stats":{
+            "first_responded_at":"2024-01-02T11:30:00Z","agent_responded_at":"2024-01-02T11:30:00Z",
+            "resolved_at":"2024-01-03T10:00:00Z","closed_at":null,"reopened_at":"2024-01-02T20:00:00Z"}}"#;
+        let t = ticket_times(api, created, None, Some("Resolved"), false);
+        assert_eq!(
+            (t.first_reply_min, t.resolution_min, t.reopens, t.abandoned),
+            (Some(90.0), Some(1440.0), Some(1), Some(false))
+        );
+        // Business hours: Freshdesk gives calendar instants only.
+        let b = ticket_times(api, created, None, None, true);
+        assert_eq!((b.first_reply_min, b.abandoned), (None, Some(false)));
+        // Closed with no agent response: abandoned; open and unanswered: not known yet.
+        let closed = r#"{"id":2,"status":5,"stats":{"first_responded_at":null,"closed_at":"2024-01-02T12:00:00Z","reopened_at":null}}"#;
+        let t = ticket_times(closed, created, None, None, false);
+        assert_eq!(
+            (t.first_reply_min, t.resolution_min, t.reopens, t.abandoned),
+            (None, Some(120.0), Some(0), Some(true))
+        );
+        let open = r#"{"id":3,"status":2,"stats":{"first_responded_at":null}}"#;
+        assert_eq!(
+            ticket_times(open, created, None, None, false).abandoned,
+            None
+        );
+        // The CSV row: hours with a decimal comma, agent interactions.
+        let row = r#"{"Ticket ID":"4","Status":"Closed","First response time (in hrs)":"1,5",
+            "Resolution time (in hrs)":"24","Agent interactions":"2"}"#;
+        let t = ticket_times(row, created, None, Some("Closed"), false);
+        assert_eq!(
+            (t.first_reply_min, t.resolution_min, t.abandoned),
+            (Some(90.0), Some(1440.0), Some(false))
+        );
+        let row = r#"{"Ticket ID":"5","Status":"Resolved","First response time (in hrs)":"","Resolution time (in hrs)":"00:30"}"#;
+        let t = ticket_times(row, created, None, None, false);
+        assert_eq!(
+            (t.first_reply_min, t.resolution_min, t.abandoned),
+            (None, Some(30.0), Some(true))
+        );
+    }
+
+    #[test]
+    fn helpscout_times_from_threads() {
+        let created = 1_704_189_600_000; // 2024-01-02T10:00:00Z
+        let conv = r#"{"id":1,"status":"closed","createdAt":"2024-01-02T10:00:00Z",
+            "closedAt":"2024-01-02T14:00:00Z","primaryCustomer":{"id":5},
+            "_embedded":{"threads":[
+              {"type":"note","createdAt":"2024-01-02T10:05:00Z","createdBy":{"type":"user"}},
+              {"type":"reply","createdAt":"2024-01-02T10:45:00Z","createdBy":{"type":"user"}},
+              {"type":"customer","createdAt":"2024-01-02T10:00:00Z","createdBy":{"type":"customer"}}]}}"#;
+        let t = ticket_times(conv, created, None, Some("closed"), false);
+        assert_eq!(
+            (t.first_reply_min, t.resolution_min, t.abandoned),
+            (Some(45.0), Some(240.0), Some(false))
+        );
+        let left = r#"{"id":2,"status":"closed","closedAt":"2024-01-02T11:00:00Z","primaryCustomer":{"id":5},
+            "_embedded":{"threads":[{"type":"customer","createdAt":"2024-01-02T10:00:00Z"}]}}"#;
+        let t = ticket_times(left, created, None, None, false);
+        assert_eq!((t.first_reply_min, t.abandoned), (None, Some(true)));
+        // Without threads nothing is known about replies.
+        let bare = r#"{"id":3,"status":"active","primaryCustomer":{"id":5}}"#;
+        let t = ticket_times(bare, created, None, None, false);
+        assert_eq!((t.resolution_min, t.abandoned), (None, None));
     }
 
     #[test]

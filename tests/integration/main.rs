@@ -18,6 +18,7 @@ mod learn;
 mod metrics;
 mod schedule;
 mod storage;
+mod support;
 mod surveys;
 mod sync;
 mod takeout;

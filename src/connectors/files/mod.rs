@@ -9,6 +9,8 @@
 pub mod decode;
 pub(crate) mod delighted;
 pub mod google;
+pub mod freshdesk;
+pub mod helpscout;
 pub mod mapping;
 mod surveys;
 pub(crate) mod zendesk;
@@ -56,10 +58,14 @@ pub enum Preset {
     QualtricsCsv,
     SurveyMonkeyCsv,
     GoogleTakeout,
+    FreshdeskCsv,
+    FreshdeskJson,
+    HelpscoutCsv,
+    HelpscoutJson,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 8] = [
+    pub const ALL: [Preset; 12] = [
         Preset::GenericCsv,
         Preset::GenericJson,
         Preset::ZendeskCsv,
@@ -68,6 +74,10 @@ impl Preset {
         Preset::QualtricsCsv,
         Preset::SurveyMonkeyCsv,
         Preset::GoogleTakeout,
+        Preset::FreshdeskCsv,
+        Preset::FreshdeskJson,
+        Preset::HelpscoutCsv,
+        Preset::HelpscoutJson,
     ];
 
     pub fn name(self) -> &'static str {
@@ -80,6 +90,10 @@ impl Preset {
             Preset::QualtricsCsv => "qualtrics-csv",
             Preset::SurveyMonkeyCsv => "surveymonkey-csv",
             Preset::GoogleTakeout => "google-takeout",
+            Preset::FreshdeskCsv => "freshdesk-csv",
+            Preset::FreshdeskJson => "freshdesk-json",
+            Preset::HelpscoutCsv => "helpscout-csv",
+            Preset::HelpscoutJson => "helpscout-json",
         }
     }
 
@@ -96,12 +110,19 @@ impl Preset {
             Preset::QualtricsCsv => "qualtrics",
             Preset::SurveyMonkeyCsv => "surveymonkey",
             Preset::GoogleTakeout => "google",
+            Preset::FreshdeskCsv | Preset::FreshdeskJson => "freshdesk",
+            Preset::HelpscoutCsv | Preset::HelpscoutJson => "helpscout",
         }
     }
 
     pub fn default_kind(self, mapping: Option<&Mapping>) -> InteractionKind {
         match self {
-            Preset::ZendeskCsv | Preset::ZendeskJson => InteractionKind::Ticket,
+            Preset::ZendeskCsv
+            | Preset::ZendeskJson
+            | Preset::FreshdeskCsv
+            | Preset::FreshdeskJson
+            | Preset::HelpscoutCsv
+            | Preset::HelpscoutJson => InteractionKind::Ticket,
             Preset::DelightedJson | Preset::QualtricsCsv | Preset::SurveyMonkeyCsv => {
                 InteractionKind::SurveyResponse
             }
@@ -120,6 +141,8 @@ impl Preset {
                 | Preset::ZendeskCsv
                 | Preset::QualtricsCsv
                 | Preset::SurveyMonkeyCsv
+                | Preset::FreshdeskCsv
+                | Preset::HelpscoutCsv
         )
     }
 }
@@ -241,6 +264,14 @@ fn read_csv(
             built_in = surveys::surveymonkey_mapping(&header, mapping);
             &built_in
         }
+        Preset::FreshdeskCsv => {
+            built_in = freshdesk::csv_mapping_with(&header, mapping);
+            &built_in
+        }
+        Preset::HelpscoutCsv => {
+            built_in = helpscout::csv_mapping_with(&header, mapping);
+            &built_in
+        }
         _ => mapping.ok_or(ImportError::MappingRequired(preset.name()))?,
     };
     let survey = matches!(preset, Preset::QualtricsCsv | Preset::SurveyMonkeyCsv);
@@ -280,6 +311,11 @@ fn read_csv(
         let mut item = csv_row(&header, &record, origin, line, &columns);
         if survey && let Item::Record(rec) = &mut item {
             surveys::finish_record(rec, zone, &mapping.date_formats);
+        }
+        if preset == Preset::HelpscoutCsv
+            && let Item::Record(rec) = &mut item
+        {
+            helpscout::finish_csv_record(rec);
         }
         if sink(item).is_break() {
             return Ok(());
@@ -664,11 +700,26 @@ fn record_from_value(
         Preset::ZendeskJson => zendesk::item_record(v, &mut rec),
         Preset::DelightedJson => delighted::response_record(v, &mut rec),
         Preset::GoogleTakeout => google::review_record(v, None, &mut rec),
+        Preset::FreshdeskJson => {
+            if let Err(p) = freshdesk::api_record(v, &mut rec) {
+                return Item::Reject(RowError {
+                    origin: origin.to_string(),
+                    line,
+                    field: Some(p.field),
+                    expected: p.expected,
+                    message: p.message,
+                    raw: raw.to_string(),
+                });
+            }
+        }
+        Preset::HelpscoutJson => helpscout::api_record(v, &mut rec),
         Preset::GenericJson
         | Preset::GenericCsv
         | Preset::ZendeskCsv
         | Preset::QualtricsCsv
-        | Preset::SurveyMonkeyCsv => match mapping {
+        | Preset::SurveyMonkeyCsv
+        | Preset::FreshdeskCsv
+        | Preset::HelpscoutCsv => match mapping {
             Some(m) => apply_json(m, v, &mut rec),
             None if preset == Preset::ZendeskCsv => {
                 let header: Vec<String> = v
@@ -716,6 +767,14 @@ pub fn record_from_raw(
                     built_in = surveys::surveymonkey_mapping(&header, mapping);
                     &built_in
                 }
+                (Preset::FreshdeskCsv, _) => {
+                    built_in = freshdesk::csv_mapping_with(&header, mapping);
+                    &built_in
+                }
+                (Preset::HelpscoutCsv, _) => {
+                    built_in = helpscout::csv_mapping_with(&header, mapping);
+                    &built_in
+                }
                 (_, Some(m)) => m,
                 (_, None) => return record_from_value(&v, raw, origin, line, preset, mapping),
             };
@@ -730,6 +789,9 @@ pub fn record_from_raw(
                     cols.apply(&values, &mut rec);
                     if matches!(preset, Preset::QualtricsCsv | Preset::SurveyMonkeyCsv) {
                         surveys::finish_record(&mut rec, None, &m.date_formats);
+                    }
+                    if preset == Preset::HelpscoutCsv {
+                        helpscout::finish_csv_record(&mut rec);
                     }
                     Item::Record(rec)
                 }
