@@ -84,6 +84,11 @@ impl Http {
         })
     }
 
+    /// The longest wait a vendor may impose (`max_wait_secs`).
+    pub fn max_wait(&self) -> Duration {
+        self.settings.max_wait
+    }
+
     /// GETs `url` until it answers 2xx. `authorize` adds the credentials (a fresh request
     /// each attempt); `vendor_wait` reads the vendor's own rate-limit headers of a 429.
     /// `label` names the request in errors (never the credentials).
@@ -95,13 +100,46 @@ impl Http {
         authorize: &(dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder + Sync),
         vendor_wait: &(dyn Fn(&HeaderMap) -> Option<Duration> + Sync),
     ) -> Result<Response, ConnectorError> {
+        self.send(url, None, label, cx, authorize, vendor_wait)
+            .await
+    }
+
+    /// POSTs `body` as JSON to `url` until it answers 2xx, with the same retries and waits
+    /// as [`Http::get`]. For read-only endpoints that take their query as a body (search
+    /// APIs); the request must be safe to repeat.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        label: &str,
+        cx: &FetchContext,
+        authorize: &(dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder + Sync),
+        vendor_wait: &(dyn Fn(&HeaderMap) -> Option<Duration> + Sync),
+    ) -> Result<Response, ConnectorError> {
+        self.send(url, Some(body), label, cx, authorize, vendor_wait)
+            .await
+    }
+
+    async fn send(
+        &self,
+        url: &str,
+        body: Option<&serde_json::Value>,
+        label: &str,
+        cx: &FetchContext,
+        authorize: &(dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder + Sync),
+        vendor_wait: &(dyn Fn(&HeaderMap) -> Option<Duration> + Sync),
+    ) -> Result<Response, ConnectorError> {
         let mut attempt = 0u32;
         loop {
             if cx.stop.is_cancelled() {
                 return Err(ConnectorError::Stopped);
             }
+            let request = match body {
+                None => self.client.get(url),
+                Some(b) => self.client.post(url).json(b),
+            };
             let sent = tokio::select! {
-                r = authorize(self.client.get(url)).send() => r,
+                r = authorize(request).send() => r,
                 _ = cx.stop.cancelled() => return Err(ConnectorError::Stopped),
             };
             let (wait, failure) = match sent {
