@@ -13,7 +13,7 @@ mod watch;
 
 pub use daemon::{
     ConnectorConfig, ConnectorKind, DEFAULT_CONNECTOR_CRON, DelightedSettings, HttpSettings,
-    SchedulerConfig, ZendeskAuth, ZendeskSettings,
+    IntercomSettings, SchedulerConfig, TypeformSettings, ZendeskAuth, ZendeskSettings,
 };
 pub use http::{ApiToken, HttpConfig, Scope};
 pub use secret::{Secret, redact_url};

@@ -15,12 +15,15 @@
 //!
 //! Modules: [`files`] (export files and presets), [`http`] (what every API connector does
 //! with HTTP), [`zendesk`] (the incremental ticket export), [`delighted`] (survey
-//! responses by `updated_since`). Adding a connector is one module
+//! responses by `updated_since`), [`intercom`] (conversations by `updated_at` search),
+//! [`typeform`] (form responses by `after` token). Adding a connector is one module
 //! plus one arm of [`crate::config::ConnectorKind`] and of [`build`].
 
 pub mod delighted;
 pub mod files;
 pub mod http;
+pub mod intercom;
+pub mod typeform;
 pub mod zendesk;
 
 use crate::config::{ConnectorConfig, ConnectorKind};
@@ -92,5 +95,7 @@ pub fn build(config: &ConnectorConfig) -> Result<Box<dyn Connector>, ConnectorEr
     match &config.kind {
         ConnectorKind::Zendesk(z) => Ok(Box::new(zendesk::Zendesk::new(z, &config.http)?)),
         ConnectorKind::Delighted(d) => Ok(Box::new(delighted::Delighted::new(d, &config.http)?)),
+        ConnectorKind::Intercom(i) => Ok(Box::new(intercom::Intercom::new(i, &config.http)?)),
+        ConnectorKind::Typeform(t) => Ok(Box::new(typeform::Typeform::new(t, &config.http)?)),
     }
 }

@@ -8,8 +8,10 @@
 
 pub mod decode;
 pub(crate) mod delighted;
+pub(crate) mod intercom;
 pub mod mapping;
 mod surveys;
+pub mod typeform;
 pub(crate) mod zendesk;
 
 use crate::model::InteractionKind;
@@ -54,10 +56,13 @@ pub enum Preset {
     DelightedJson,
     QualtricsCsv,
     SurveyMonkeyCsv,
+    IntercomCsv,
+    IntercomJson,
+    TypeformJson,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 7] = [
+    pub const ALL: [Preset; 10] = [
         Preset::GenericCsv,
         Preset::GenericJson,
         Preset::ZendeskCsv,
@@ -65,6 +70,9 @@ impl Preset {
         Preset::DelightedJson,
         Preset::QualtricsCsv,
         Preset::SurveyMonkeyCsv,
+        Preset::IntercomCsv,
+        Preset::IntercomJson,
+        Preset::TypeformJson,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +84,9 @@ impl Preset {
             Preset::DelightedJson => "delighted-json",
             Preset::QualtricsCsv => "qualtrics-csv",
             Preset::SurveyMonkeyCsv => "surveymonkey-csv",
+            Preset::IntercomCsv => "intercom-csv",
+            Preset::IntercomJson => "intercom-json",
+            Preset::TypeformJson => "typeform-json",
         }
     }
 
@@ -91,15 +102,21 @@ impl Preset {
             Preset::DelightedJson => "delighted",
             Preset::QualtricsCsv => "qualtrics",
             Preset::SurveyMonkeyCsv => "surveymonkey",
+            Preset::IntercomCsv | Preset::IntercomJson => "intercom",
+            Preset::TypeformJson => "typeform",
         }
     }
 
     pub fn default_kind(self, mapping: Option<&Mapping>) -> InteractionKind {
         match self {
-            Preset::ZendeskCsv | Preset::ZendeskJson => InteractionKind::Ticket,
-            Preset::DelightedJson | Preset::QualtricsCsv | Preset::SurveyMonkeyCsv => {
-                InteractionKind::SurveyResponse
-            }
+            Preset::ZendeskCsv
+            | Preset::ZendeskJson
+            | Preset::IntercomCsv
+            | Preset::IntercomJson => InteractionKind::Ticket,
+            Preset::DelightedJson
+            | Preset::QualtricsCsv
+            | Preset::SurveyMonkeyCsv
+            | Preset::TypeformJson => InteractionKind::SurveyResponse,
             Preset::GenericCsv | Preset::GenericJson => mapping
                 .and_then(|m| m.kind.as_deref())
                 .and_then(InteractionKind::parse)
@@ -114,6 +131,7 @@ impl Preset {
                 | Preset::ZendeskCsv
                 | Preset::QualtricsCsv
                 | Preset::SurveyMonkeyCsv
+                | Preset::IntercomCsv
         )
     }
 }
@@ -231,6 +249,10 @@ fn read_csv(
             built_in = surveys::surveymonkey_mapping(&header, mapping);
             &built_in
         }
+        Preset::IntercomCsv => {
+            built_in = intercom::csv_mapping_with(&header, mapping);
+            &built_in
+        }
         _ => mapping.ok_or(ImportError::MappingRequired(preset.name()))?,
     };
     let survey = matches!(preset, Preset::QualtricsCsv | Preset::SurveyMonkeyCsv);
@@ -270,6 +292,11 @@ fn read_csv(
         let mut item = csv_row(&header, &record, origin, line, &columns);
         if survey && let Item::Record(rec) = &mut item {
             surveys::finish_record(rec, zone, &mapping.date_formats);
+        }
+        if preset == Preset::IntercomCsv
+            && let Item::Record(rec) = &mut item
+        {
+            intercom::finish_csv_record(rec);
         }
         if sink(item).is_break() {
             return Ok(());
@@ -418,6 +445,29 @@ fn json_value(
             }
             ControlFlow::Continue(())
         }
+        // A saved page of the Intercom search or Typeform responses on one line.
+        Ok(v)
+            if (preset == Preset::IntercomJson && intercom::is_page(&v))
+                || (preset == Preset::TypeformJson && typeform::is_page(&v)) =>
+        {
+            let key = if preset == Preset::IntercomJson {
+                "conversations"
+            } else {
+                "items"
+            };
+            for item in v[key].as_array().into_iter().flatten() {
+                let raw = item.to_string();
+                sink(record_from_value(
+                    item,
+                    &raw,
+                    origin,
+                    Some(line),
+                    preset,
+                    mapping,
+                ))?;
+            }
+            ControlFlow::Continue(())
+        }
         Ok(v) => sink(record_from_value(
             &v,
             text,
@@ -498,9 +548,18 @@ fn json_document(
             "not valid JSON: {e}; fix: export again, or use JSON Lines so a bad line is quarantined alone"
         ))
     })?;
+    // A saved page holds its records under a key; a single record does not.
+    let has_key = |k: &str| {
+        serde_json::from_str::<std::collections::HashMap<&str, &RawValue>>(root.get())
+            .is_ok_and(|o| o.contains_key(k))
+    };
     let key = match (preset, records_path) {
         (_, Some(p)) => Some(p.to_string()),
         (Preset::ZendeskJson, None) => Some("tickets".to_string()),
+        (Preset::IntercomJson, None) if has_key("conversations") => {
+            Some("conversations".to_string())
+        }
+        (Preset::TypeformJson, None) if has_key("items") => Some("items".to_string()),
         _ => None,
     };
     let Some(key) = key else {
@@ -653,11 +712,19 @@ fn record_from_value(
     match preset {
         Preset::ZendeskJson => zendesk::ticket_record(v, None, &mut rec),
         Preset::DelightedJson => delighted::response_record(v, &mut rec),
+        Preset::IntercomJson => intercom::conversation_record(v, &[], &mut rec),
+        Preset::TypeformJson => typeform::response_record(
+            v,
+            &typeform::Answers::from_mapping(mapping),
+            mapping.is_some(),
+            &mut rec,
+        ),
         Preset::GenericJson
         | Preset::GenericCsv
         | Preset::ZendeskCsv
         | Preset::QualtricsCsv
-        | Preset::SurveyMonkeyCsv => match mapping {
+        | Preset::SurveyMonkeyCsv
+        | Preset::IntercomCsv => match mapping {
             Some(m) => apply_json(m, v, &mut rec),
             None if preset == Preset::ZendeskCsv => {
                 let header: Vec<String> = v
@@ -705,6 +772,10 @@ pub fn record_from_raw(
                     built_in = surveys::surveymonkey_mapping(&header, mapping);
                     &built_in
                 }
+                (Preset::IntercomCsv, _) => {
+                    built_in = intercom::csv_mapping_with(&header, mapping);
+                    &built_in
+                }
                 (_, Some(m)) => m,
                 (_, None) => return record_from_value(&v, raw, origin, line, preset, mapping),
             };
@@ -719,6 +790,9 @@ pub fn record_from_raw(
                     cols.apply(&values, &mut rec);
                     if matches!(preset, Preset::QualtricsCsv | Preset::SurveyMonkeyCsv) {
                         surveys::finish_record(&mut rec, None, &m.date_formats);
+                    }
+                    if preset == Preset::IntercomCsv {
+                        intercom::finish_csv_record(&mut rec);
                     }
                     Item::Record(rec)
                 }
