@@ -67,10 +67,12 @@ enum Command {
     /// Import an export file.
     Import {
         path: PathBuf,
-        /// generic-csv, generic-json, zendesk-csv, zendesk-json or delighted-json.
+        /// generic-csv, generic-json, zendesk-csv, zendesk-json, delighted-json, qualtrics-csv,
+        /// surveymonkey-csv, intercom-csv, intercom-json or typeform-json.
         #[arg(long)]
         preset: String,
-        /// Column mapping (TOML) for the generic presets.
+        /// Column mapping (TOML) for the generic presets; refines the others (typeform-json:
+        /// the answer refs of each role).
         #[arg(long)]
         mapping: Option<PathBuf>,
         /// Source name the records are stored under (default: from the preset).

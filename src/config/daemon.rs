@@ -34,6 +34,9 @@ pub struct SchedulerConfig {
 pub(super) enum RawConnector {
     Zendesk(RawZendesk),
     Delighted(RawDelighted),
+    Intercom(RawIntercom),
+    /// Boxed: its answer roles make it several times the size of the other kinds.
+    Typeform(Box<RawTypeform>),
     Google(RawGoogle),
     Freshdesk(RawFreshdesk),
     Helpscout(RawHelpscout),
@@ -68,6 +71,8 @@ impl RawConnector {
         match self {
             RawConnector::Zendesk(r) => common!(r),
             RawConnector::Delighted(r) => common!(r),
+            RawConnector::Intercom(r) => common!(r),
+            RawConnector::Typeform(r) => common!(r),
             RawConnector::Google(r) => common!(r),
             RawConnector::Freshdesk(r) => common!(r),
             RawConnector::Helpscout(r) => common!(r),
@@ -178,6 +183,56 @@ pub(super) struct RawHelpscout {
     max_wait_secs: Option<u64>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIntercom {
+    name: String,
+    schedule: Option<String>,
+    timezone: Option<String>,
+    region: Option<String>,
+    base_url: Option<String>,
+    api_version: Option<String>,
+    access_token_file: Option<PathBuf>,
+    access_token_env: Option<String>,
+    start_time: Option<String>,
+    location: Option<String>,
+    per_page: Option<u32>,
+    fetch_contacts: Option<bool>,
+    timeout_secs: Option<u64>,
+    max_retries: Option<u32>,
+    max_wait_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTypeform {
+    name: String,
+    schedule: Option<String>,
+    timezone: Option<String>,
+    region: Option<String>,
+    base_url: Option<String>,
+    token_file: Option<PathBuf>,
+    token_env: Option<String>,
+    #[serde(default)]
+    forms: Vec<String>,
+    location: Option<String>,
+    page_size: Option<u32>,
+    min_interval_ms: Option<u64>,
+    nps: Option<Vec<String>>,
+    csat: Option<Vec<String>>,
+    csat_scale: Option<String>,
+    ces: Option<Vec<String>>,
+    ces_scale: Option<String>,
+    text: Option<Vec<String>>,
+    hidden_email: Option<Vec<String>>,
+    hidden_customer_id: Option<Vec<String>>,
+    hidden_phone: Option<Vec<String>>,
+    hidden_location: Option<Vec<String>>,
+    timeout_secs: Option<u64>,
+    max_retries: Option<u32>,
+    max_wait_secs: Option<u64>,
+}
+
 /// One configured connector.
 #[derive(Debug, Clone)]
 pub struct ConnectorConfig {
@@ -205,6 +260,9 @@ pub struct HttpSettings {
 pub enum ConnectorKind {
     Zendesk(ZendeskSettings),
     Delighted(DelightedSettings),
+    Intercom(IntercomSettings),
+    /// Boxed: its answer roles make it several times the size of the other kinds.
+    Typeform(Box<TypeformSettings>),
     Google(GoogleSettings),
     Freshdesk(FreshdeskSettings),
     Helpscout(HelpscoutSettings),
@@ -215,6 +273,8 @@ impl ConnectorKind {
         match self {
             ConnectorKind::Zendesk(_) => "zendesk",
             ConnectorKind::Delighted(_) => "delighted",
+            ConnectorKind::Intercom(_) => "intercom",
+            ConnectorKind::Typeform(_) => "typeform",
             ConnectorKind::Google(_) => "google",
             ConnectorKind::Freshdesk(_) => "freshdesk",
             ConnectorKind::Helpscout(_) => "helpscout",
@@ -283,6 +343,40 @@ pub struct GoogleSettings {
     pub token_url: String,
     /// 1 to 50 (the API's maximum).
     pub page_size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct IntercomSettings {
+    /// From `region` (`https://api.intercom.io`, `https://api.eu.intercom.io`,
+    /// `https://api.au.intercom.io`) or `base_url` (tests: a server on 127.0.0.1).
+    pub base_url: String,
+    /// Sent as `Intercom-Version` (default "2.11").
+    pub api_version: String,
+    /// Sent as `Authorization: Bearer`.
+    pub access_token: Secret,
+    /// Unix seconds: the first sync asks for conversations updated since then (default 0).
+    pub start_time: i64,
+    /// 1 to 150 (the search endpoint's maximum).
+    pub per_page: u32,
+    /// Read each contact's email, phone and name (`GET /contacts/{id}`, once per run).
+    pub fetch_contacts: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TypeformSettings {
+    /// From `region` (`https://api.typeform.com`, EU `https://api.eu.typeform.com`) or
+    /// `base_url`.
+    pub base_url: String,
+    /// A personal access token with `responses:read`, sent as `Authorization: Bearer`.
+    pub token: Secret,
+    /// The form ids, read one after the other; each keeps its own `after` token.
+    pub forms: Vec<String>,
+    /// 1 to 1000.
+    pub page_size: u32,
+    /// The shortest time between two requests (Typeform allows about 2 per second).
+    pub min_interval: Duration,
+    /// Which answers and hidden fields mean what.
+    pub answers: crate::connectors::files::typeform::Answers,
 }
 
 #[derive(Debug, Clone)]
@@ -474,6 +568,8 @@ pub(super) fn connectors(
         let kind = match c {
             RawConnector::Zendesk(z) => zendesk(&at, z, problems),
             RawConnector::Delighted(d) => delighted(&at, d, problems),
+            RawConnector::Intercom(r) => intercom(&at, r, problems),
+            RawConnector::Typeform(r) => typeform(&at, *r, problems),
             RawConnector::Google(g) => google(&at, g, problems),
             RawConnector::Freshdesk(f) => freshdesk(&at, f, problems),
             RawConnector::Helpscout(h) => helpscout(&at, h, problems),
@@ -853,6 +949,168 @@ fn google(at: &str, g: RawGoogle, problems: &mut Vec<String>) -> Option<Connecto
     }))
 }
 
+/// The base URL from `region` (a key of `regions`) or `base_url`, which wins.
+fn regional_base_url(
+    at: &str,
+    region: Option<&str>,
+    base: Option<&str>,
+    regions: &[(&str, &str)],
+    problems: &mut Vec<String>,
+) -> String {
+    let names: Vec<&str> = regions.iter().map(|(r, _)| *r).collect();
+    let from_region = match region {
+        None => regions[0].1,
+        Some(r) => match regions
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(r.trim()))
+        {
+            Some((_, url)) => *url,
+            None => {
+                problems.push(format!(
+                    "{at}.region: `{r}` is not a region; fix: one of {}",
+                    names.join(", ")
+                ));
+                regions[0].1
+            }
+        },
+    };
+    base_url(at, base.unwrap_or(from_region), regions[0].1, problems)
+}
+
+fn intercom(at: &str, r: RawIntercom, problems: &mut Vec<String>) -> Option<ConnectorKind> {
+    let base_url = regional_base_url(
+        at,
+        r.region.as_deref(),
+        r.base_url.as_deref(),
+        &[
+            ("us", "https://api.intercom.io"),
+            ("eu", "https://api.eu.intercom.io"),
+            ("au", "https://api.au.intercom.io"),
+        ],
+        problems,
+    );
+    let token = secret(
+        &format!("{at}.access_token"),
+        r.access_token_file.as_ref(),
+        r.access_token_env.as_ref(),
+        problems,
+    );
+    if r.access_token_file.is_none() && r.access_token_env.is_none() {
+        problems.push(format!(
+            "{at}: no credentials; fix: access_token_file (a file of mode 600 holding the Intercom access token) or access_token_env"
+        ));
+    }
+    let api_version = r.api_version.unwrap_or_else(|| "2.11".into());
+    let version_ok = !api_version.is_empty()
+        && api_version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.');
+    if !version_ok {
+        problems.push(format!(
+            "{at}.api_version: `{api_version}` is not an API version; fix: e.g. \"2.11\" (sent as Intercom-Version)"
+        ));
+    }
+    let start_time = start_time(at, r.start_time.as_deref(), problems);
+    let per_page = per_page(at, r.per_page, 150, "Intercom search", problems);
+    Some(ConnectorKind::Intercom(IntercomSettings {
+        base_url,
+        api_version,
+        access_token: token?,
+        start_time,
+        per_page,
+        fetch_contacts: r.fetch_contacts.unwrap_or(true),
+    }))
+}
+
+fn typeform(at: &str, r: RawTypeform, problems: &mut Vec<String>) -> Option<ConnectorKind> {
+    use crate::connectors::files::typeform::Answers;
+    let base_url = regional_base_url(
+        at,
+        r.region.as_deref(),
+        r.base_url.as_deref(),
+        &[
+            ("us", "https://api.typeform.com"),
+            ("eu", "https://api.eu.typeform.com"),
+        ],
+        problems,
+    );
+    let token = secret(
+        &format!("{at}.token"),
+        r.token_file.as_ref(),
+        r.token_env.as_ref(),
+        problems,
+    );
+    if r.token_file.is_none() && r.token_env.is_none() {
+        problems.push(format!(
+            "{at}: no credentials; fix: token_file (a file of mode 600 holding a personal access token with responses:read) or token_env"
+        ));
+    }
+    if r.forms.is_empty() {
+        problems.push(format!(
+            "{at}.forms: no form; fix: forms = [\"u6nXL7\"] (the id in the form's URL)"
+        ));
+    }
+    for f in &r.forms {
+        if f.is_empty()
+            || !f
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            problems.push(format!(
+                "{at}.forms: `{f}` is not a form id; fix: the id in the form's URL, e.g. \"u6nXL7\""
+            ));
+        }
+    }
+    let page_size = r.page_size.unwrap_or(1000);
+    if !(1..=1000).contains(&page_size) {
+        problems.push(format!(
+            "{at}.page_size: {page_size} is out of range; fix: 1 to 1000 (Typeform's maximum)"
+        ));
+    }
+    let min_interval_ms = r.min_interval_ms.unwrap_or(500);
+    if min_interval_ms > 60_000 {
+        problems.push(format!(
+            "{at}.min_interval_ms: {min_interval_ms} is out of range; fix: 0 to 60000 (default 500: Typeform allows about 2 requests per second)"
+        ));
+    }
+    let d = Answers::default();
+    let mut scale = |key: &str, v: Option<String>, default: String| -> String {
+        let v = v.unwrap_or(default);
+        let base = v.trim_end_matches("-reversed");
+        let ok = base
+            .split_once('-')
+            .is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok());
+        if !ok {
+            problems.push(format!(
+                "{at}.{key}: `{v}` is not a scale; fix: e.g. \"1-5\" or \"1-7\""
+            ));
+        }
+        v
+    };
+    let csat_scale = scale("csat_scale", r.csat_scale, d.csat_scale.clone());
+    let ces_scale = scale("ces_scale", r.ces_scale, d.ces_scale.clone());
+    let answers = Answers {
+        nps: r.nps.unwrap_or(d.nps),
+        csat: r.csat.unwrap_or(d.csat),
+        csat_scale,
+        ces: r.ces.unwrap_or(d.ces),
+        ces_scale,
+        text: r.text.unwrap_or(d.text),
+        hidden_email: r.hidden_email.unwrap_or(d.hidden_email),
+        hidden_customer_id: r.hidden_customer_id.unwrap_or(d.hidden_customer_id),
+        hidden_phone: r.hidden_phone.unwrap_or(d.hidden_phone),
+        hidden_location: r.hidden_location.unwrap_or(d.hidden_location),
+    };
+    Some(ConnectorKind::Typeform(Box::new(TypeformSettings {
+        base_url,
+        token: token?,
+        forms: r.forms,
+        page_size,
+        min_interval: Duration::from_millis(min_interval_ms),
+        answers,
+    })))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::{Config, ConfigError, Overrides};
@@ -1048,5 +1306,133 @@ client_secret_env = "TIDELINE_TEST_FD_HS_SECRET"
                 .to_string();
             assert!(err.contains("unknown field"), "{err}");
         }
+    }
+
+    #[test]
+    fn intercom_and_typeform_problems_are_named_with_their_fix() {
+        let text = r#"
+[[connector]]
+kind = "intercom"
+name = "chat"
+region = "mars"
+per_page = 500
+api_version = "2.11; drop"
+[[connector]]
+kind = "typeform"
+name = "survey"
+forms = ["ok1", "not a form"]
+page_size = 5000
+csat_scale = "five"
+token_env = "TIDELINE_TEST_SURELY_UNSET"
+[[connector]]
+kind = "typeform"
+name = "survey2"
+token_env = "TIDELINE_TEST_SURELY_UNSET"
+"#;
+        let Err(ConfigError::Invalid { problems, .. }) =
+            Config::from_toml(text, "t.toml", &Overrides::default())
+        else {
+            panic!("invalid config accepted");
+        };
+        let all = problems.join("\n");
+        for needle in [
+            "connector[0] (chat).region: `mars` is not a region",
+            "connector[0] (chat).per_page: 500 is out of range; fix: 1 to 150",
+            "connector[0] (chat).api_version",
+            "connector[0] (chat): no credentials",
+            "connector[1] (survey).forms: `not a form`",
+            "connector[1] (survey).page_size: 5000",
+            "connector[1] (survey).csat_scale",
+            "connector[1] (survey).token_env",
+            "connector[2] (survey2).forms: no form",
+        ] {
+            assert!(all.contains(needle), "missing {needle}:\n{all}");
+        }
+        assert!(problems.iter().all(|p| p.contains("fix:")), "{all}");
+    }
+
+    /// The commented examples in config/example.toml parse once uncommented.
+    #[test]
+    fn intercom_and_typeform_examples_and_defaults() {
+        // SAFETY: variables only this test reads.
+        unsafe {
+            std::env::set_var("TIDELINE_TEST_INTERCOM_TOKEN", "ic-token");
+            std::env::set_var("TIDELINE_TEST_TYPEFORM_TOKEN", "tf-token");
+        }
+        let example = include_str!("../../config/example.toml");
+        let block = |kind: &str, secret_key: &str, var: &str| -> String {
+            let start = example
+                .find(&format!("# kind = \"{kind}\""))
+                .expect("example block");
+            let start = example[..start].rfind("# [[connector]]").unwrap();
+            let end = example[start..]
+                .find("# schedule, timezone")
+                .map(|e| start + e)
+                .unwrap();
+            example[start..end]
+                .lines()
+                .map(|l| l.trim_start_matches("# "))
+                .filter(|l| !l.starts_with(secret_key))
+                .collect::<Vec<_>>()
+                .join("\n")
+                + &format!("\n{secret_key}_env = \"{var}\"\n")
+        };
+        let text = format!(
+            "[[location]]\nid = \"berlin-mitte\"\n{}\n{}",
+            block("intercom", "access_token", "TIDELINE_TEST_INTERCOM_TOKEN"),
+            block("typeform", "token", "TIDELINE_TEST_TYPEFORM_TOKEN"),
+        );
+        let c = Config::from_toml(&text, "t.toml", &Overrides::default())
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let crate::config::ConnectorKind::Intercom(i) = &c.connectors[0].kind else {
+            panic!("not intercom");
+        };
+        assert_eq!(
+            (
+                i.base_url.as_str(),
+                i.api_version.as_str(),
+                i.per_page,
+                i.fetch_contacts
+            ),
+            ("https://api.eu.intercom.io", "2.11", 150, true)
+        );
+        assert!(!format!("{i:?}").contains("ic-token"));
+        let crate::config::ConnectorKind::Typeform(t) = &c.connectors[1].kind else {
+            panic!("not typeform");
+        };
+        assert_eq!(
+            (t.base_url.as_str(), t.page_size, t.min_interval.as_millis()),
+            ("https://api.typeform.com", 1000, 500)
+        );
+        assert_eq!(t.forms, vec!["u6nXL7".to_string()]);
+        assert_eq!(
+            t.answers,
+            crate::connectors::files::typeform::Answers::default()
+        );
+        // Defaults: the US hosts; base_url wins over region.
+        let min = "[[connector]]\nkind = \"intercom\"\nname = \"c\"\naccess_token_env = \"TIDELINE_TEST_INTERCOM_TOKEN\"\n";
+        let c = Config::from_toml(min, "t.toml", &Overrides::default()).unwrap();
+        let crate::config::ConnectorKind::Intercom(i) = &c.connectors[0].kind else {
+            panic!("not intercom");
+        };
+        assert_eq!(i.base_url, "https://api.intercom.io");
+        let c = Config::from_toml(
+            &format!("{min}region = \"au\"\nbase_url = \"http://127.0.0.1:9/\"\n"),
+            "t.toml",
+            &Overrides::default(),
+        )
+        .unwrap();
+        let crate::config::ConnectorKind::Intercom(i) = &c.connectors[0].kind else {
+            panic!("not intercom");
+        };
+        assert_eq!(i.base_url, "http://127.0.0.1:9");
+        let err = Config::from_toml(
+            &format!("{min}page_size = 3\n"),
+            "t.toml",
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown field"), "{err}");
     }
 }

@@ -13,8 +13,8 @@ mod watch;
 
 pub use daemon::{
     ConnectorConfig, ConnectorKind, DEFAULT_CONNECTOR_CRON, DelightedSettings, FreshdeskSettings,
-    GoogleSettings, HelpscoutSettings, HttpSettings, SchedulerConfig, ZendeskAuth, ZendeskCsat,
-    ZendeskSettings,
+    GoogleSettings, HelpscoutSettings, HttpSettings, IntercomSettings, SchedulerConfig,
+    TypeformSettings, ZendeskAuth, ZendeskCsat, ZendeskSettings,
 };
 pub use http::{ApiToken, HttpConfig, Scope};
 pub use secret::{Secret, redact_url};

@@ -17,15 +17,19 @@
 //! with HTTP), [`zendesk`] (the incremental ticket export), [`delighted`] (survey
 //! responses by `updated_since`), [`freshdesk`] (tickets and satisfaction ratings by
 //! `updated_since`, past the 300-page cap), [`helpscout`] (conversations with an OAuth2
-//! client-credentials token), [`window`] (their shared high-water cursor). Adding a connector is one module
+//! client-credentials token), [`window`] (their shared high-water cursor), [`intercom`]
+//! (conversations by `updated_at` search), [`typeform`] (form responses by `after` token),
+//! [`google`] (Business Profile reviews, newest first). Adding a connector is one module
 //! plus one arm of [`crate::config::ConnectorKind`] and of [`build`].
 
 pub mod delighted;
 pub mod files;
-pub mod google;
 pub mod freshdesk;
+pub mod google;
 pub mod helpscout;
 pub mod http;
+pub mod intercom;
+pub mod typeform;
 pub mod window;
 pub mod zendesk;
 
@@ -101,5 +105,7 @@ pub fn build(config: &ConnectorConfig) -> Result<Box<dyn Connector>, ConnectorEr
         ConnectorKind::Google(g) => Ok(Box::new(google::Google::new(g, &config.http)?)),
         ConnectorKind::Freshdesk(f) => Ok(Box::new(freshdesk::Freshdesk::new(f, &config.http)?)),
         ConnectorKind::Helpscout(h) => Ok(Box::new(helpscout::Helpscout::new(h, &config.http)?)),
+        ConnectorKind::Intercom(i) => Ok(Box::new(intercom::Intercom::new(i, &config.http)?)),
+        ConnectorKind::Typeform(t) => Ok(Box::new(typeform::Typeform::new(t, &config.http)?)),
     }
 }

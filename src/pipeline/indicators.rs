@@ -73,6 +73,7 @@ pub fn ticket_times(
     let v: serde_json::Value = serde_json::from_str(raw).unwrap_or(serde_json::Value::Null);
     if let Some(t) = freshdesk_times(&v, created_ms, business_hours)
         .or_else(|| helpscout_times(&v, created_ms, business_hours))
+        .or_else(|| intercom_times(&v, created_ms, business_hours))
     {
         return t;
     }
@@ -241,6 +242,167 @@ fn helpscout_times(
             _ => None,
         },
     })
+}
+
+/// Support times of an Intercom conversation (its `statistics`, as the search returns it,
+/// alone or in the connector's `{"conversation": ...}` wrapper) or of a row of the
+/// `intercom-csv` preset; `None` for any other record.
+///
+/// Intercom's durations (`time_to_admin_reply`, `time_to_last_close`) leave out time
+/// outside office hours, so they are the business-hours figures; calendar figures come from
+/// the timestamps (`first_admin_reply_at` after `first_contact_reply_at` or creation,
+/// `last_close_at` after creation). Resolution counts only for a closed conversation.
+/// Abandoned: a closed conversation whose statistics show no teammate reply
+/// (`first_admin_reply_at` and `time_to_admin_reply` both absent) and no AI agent
+/// (`ai_agent_participated`) answering; an answered one is not abandoned; an open one
+/// without a reply is not known yet. The CSV rows say nothing reliable about it.
+pub fn intercom_times(
+    v: &serde_json::Value,
+    created_ms: i64,
+    business_hours: bool,
+) -> Option<TicketTimes> {
+    use serde_json::Value;
+    let conv = v.get("conversation").unwrap_or(v);
+    let num = |x: Option<&Value>| -> Option<f64> {
+        match x? {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => crate::pipeline::normalize::parse_number(s),
+            _ => None,
+        }
+    };
+    if let Some(stats) = conv.get("statistics").filter(|s| s.is_object()) {
+        let at = |k: &str| num(stats.get(k)).map(|s| s * 1000.0);
+        let secs = |k: &str| num(stats.get(k));
+        let closed = conv.get("state").and_then(Value::as_str) == Some("closed");
+        let asked_ms = at("first_contact_reply_at").unwrap_or(created_ms as f64);
+        let first_reply_min = if business_hours {
+            secs("time_to_admin_reply").map(|s| s / 60.0)
+        } else {
+            at("first_admin_reply_at").map(|r| (r - asked_ms).max(0.0) / 60_000.0)
+        };
+        let resolution_min = if !closed {
+            None
+        } else if business_hours {
+            secs("time_to_last_close").map(|s| s / 60.0)
+        } else {
+            at("last_close_at").map(|c| (c - created_ms as f64).max(0.0) / 60_000.0)
+        };
+        let replied = stats
+            .get("first_admin_reply_at")
+            .is_some_and(|x| !x.is_null())
+            || stats
+                .get("time_to_admin_reply")
+                .is_some_and(|x| !x.is_null());
+        let ai = conv.get("ai_agent_participated").and_then(Value::as_bool) == Some(true);
+        let abandoned = if replied {
+            Some(false)
+        } else if closed && !ai {
+            Some(true)
+        } else {
+            None
+        };
+        return Some(TicketTimes {
+            first_reply_min,
+            resolution_min,
+            resolution_approximate: false,
+            reopens: num(stats.get("count_reopens")).map(|n| n as i64),
+            abandoned,
+        });
+    }
+    // A row of the CSV export: `{header: value}` with a conversation id column.
+    let row = v.as_object()?;
+    // A header matches with or without a unit in brackets: `First response time (min)`.
+    let bare = |k: &str| k.split(" (").next().unwrap_or(k).trim().to_lowercase();
+    let find = |names: &[&str]| -> Option<(&String, &Value)> {
+        names.iter().find_map(|n| {
+            row.iter().find(|(k, x)| {
+                bare(k) == n.to_lowercase() && x.as_str().is_some_and(|s| !s.trim().is_empty())
+            })
+        })
+    };
+    if !row.keys().any(|k| {
+        k.trim().eq_ignore_ascii_case("conversation id")
+            || k.trim().eq_ignore_ascii_case("conversation_id")
+    }) {
+        return None;
+    }
+    let minutes = |names: &[&str]| {
+        find(names).and_then(|(h, x)| duration_minutes(h, x.as_str().unwrap_or("")))
+    };
+    Some(TicketTimes {
+        first_reply_min: minutes(CSV_FIRST_RESPONSE),
+        resolution_min: minutes(CSV_CLOSE),
+        resolution_approximate: false,
+        reopens: find(CSV_REOPENS).and_then(|(_, x)| x.as_str()?.trim().parse::<i64>().ok()),
+        abandoned: None,
+    })
+}
+
+/// Headers of the Intercom CSV export that may hold the first reply time, the close time
+/// and the reopens (not documented by Intercom; the usual spellings).
+const CSV_FIRST_RESPONSE: &[&str] = &[
+    "First response time",
+    "Time to first response",
+    "Time to first reply",
+    "First reply time",
+    "Time to admin reply",
+    "time_to_admin_reply",
+];
+const CSV_CLOSE: &[&str] = &[
+    "Time to close",
+    "Time to last close",
+    "Resolution time",
+    "time_to_last_close",
+];
+const CSV_REOPENS: &[&str] = &["Reopens", "Times reopened", "count_reopens"];
+
+/// A duration cell in minutes: `1:05:30` (h:m:s), `1h 5m 30s`, `2d 3h`, or a bare number,
+/// read in the unit its header names (`(min)`, `minutes`, `(h)`, `hours`), else as seconds
+/// (Intercom's API unit). The export's format is not documented; these are the usual ones.
+fn duration_minutes(header: &str, cell: &str) -> Option<f64> {
+    let c = cell.trim();
+    if c.is_empty() {
+        return None;
+    }
+    let h = header.to_lowercase();
+    if let Some(n) = crate::pipeline::normalize::parse_number(c) {
+        let per_min = if h.contains("(min") || h.contains("minutes") {
+            1.0
+        } else if h.contains("(h") || h.contains("hours") {
+            1.0 / 60.0
+        } else {
+            60.0
+        };
+        return (n >= 0.0).then_some(n / per_min);
+    }
+    if c.contains(':') {
+        let parts: Vec<f64> = c
+            .split(':')
+            .map(|p| p.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .ok()?;
+        return match parts.as_slice() {
+            [h, m, s] => Some(h * 60.0 + m + s / 60.0),
+            [m, s] => Some(m + s / 60.0),
+            _ => None,
+        };
+    }
+    let mut total = 0.0;
+    let mut any = false;
+    for tok in c.split_whitespace() {
+        let split = tok.find(|ch: char| ch.is_ascii_alphabetic())?;
+        let (n, unit) = tok.split_at(split);
+        let n = crate::pipeline::normalize::parse_number(n)?;
+        total += n * match unit {
+            "d" => 1440.0,
+            "h" => 60.0,
+            "m" | "min" => 1.0,
+            "s" => 1.0 / 60.0,
+            _ => return None,
+        };
+        any = true;
+    }
+    any.then_some(total)
 }
 
 /// The weights of the composite index, one per component.
@@ -1178,6 +1340,65 @@ mod tests {
         let bare = r#"{"id":3,"status":"active","primaryCustomer":{"id":5}}"#;
         let t = ticket_times(bare, created, None, None, false);
         assert_eq!((t.resolution_min, t.abandoned), (None, None));
+    }
+
+    #[test]
+    fn intercom_times_from_statistics() {
+        // Created at 1000 s; the contact wrote at 1060 s, a teammate answered at 1660 s
+        // (10 min), last closed at 8200 s (120 min after creation).
+        let raw = r#"{"conversation":{"id":"1","state":"closed","created_at":1000,
+            "statistics":{"first_contact_reply_at":1060,"first_admin_reply_at":1660,
+            "time_to_admin_reply":300,"last_close_at":8200,"time_to_last_close":3600,"count_reopens":2}}}"#;
+        let t = ticket_times(raw, 1_000_000, None, Some("closed"), false);
+        assert_eq!(
+            (t.first_reply_min, t.resolution_min, t.reopens, t.abandoned),
+            (Some(10.0), Some(120.0), Some(2), Some(false))
+        );
+        // Office hours: Intercom's own durations.
+        let t = ticket_times(raw, 1_000_000, None, Some("closed"), true);
+        assert_eq!(
+            (t.first_reply_min, t.resolution_min),
+            (Some(5.0), Some(60.0))
+        );
+        // Closed with no teammate reply: abandoned; still open: not known.
+        let quiet =
+            r#"{"id":"2","state":"closed","statistics":{"last_close_at":2000,"count_reopens":0}}"#;
+        assert_eq!(
+            ticket_times(quiet, 1_000_000, None, None, false).abandoned,
+            Some(true)
+        );
+        let open = r#"{"id":"3","state":"open","statistics":{}}"#;
+        let t = ticket_times(open, 1_000_000, None, None, false);
+        assert_eq!((t.abandoned, t.resolution_min), (None, None));
+        let bot = r#"{"id":"4","state":"closed","ai_agent_participated":true,"statistics":{}}"#;
+        assert_eq!(ticket_times(bot, 0, None, None, false).abandoned, None);
+        // Zendesk records are not read as Intercom ones.
+        assert_eq!(
+            ticket_times(r#"{"id":5}"#, 0, None, None, false).abandoned,
+            None
+        );
+    }
+
+    #[test]
+    fn intercom_csv_rows_and_their_duration_forms() {
+        let row = r#"{"Conversation ID":"77","First response time":"1h 30m","Time to close":"2:00:30","Reopens":"1"}"#;
+        let t = ticket_times(row, 0, None, None, false);
+        assert_eq!(
+            (t.first_reply_min, t.resolution_min, t.reopens),
+            (Some(90.0), Some(120.5), Some(1))
+        );
+        assert_eq!(duration_minutes("First response time", "600"), Some(10.0));
+        assert_eq!(
+            duration_minutes("First response time (min)", "7,5"),
+            Some(7.5)
+        );
+        assert_eq!(
+            duration_minutes("Resolution time (hours)", "2"),
+            Some(120.0)
+        );
+        assert_eq!(duration_minutes("x", "1d 2h"), Some(1560.0));
+        assert_eq!(duration_minutes("x", "soon"), None);
+        assert_eq!(duration_minutes("x", "-5"), None);
     }
 
     #[test]

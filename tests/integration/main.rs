@@ -8,6 +8,7 @@ mod changes;
 mod cli;
 mod config;
 mod connectors;
+mod conversations;
 mod daemon;
 mod erasure;
 mod fakes;

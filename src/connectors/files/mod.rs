@@ -8,11 +8,13 @@
 
 pub mod decode;
 pub(crate) mod delighted;
-pub mod google;
 pub mod freshdesk;
+pub mod google;
 pub mod helpscout;
+pub(crate) mod intercom;
 pub mod mapping;
 mod surveys;
+pub mod typeform;
 pub(crate) mod zendesk;
 
 use crate::model::InteractionKind;
@@ -62,10 +64,13 @@ pub enum Preset {
     FreshdeskJson,
     HelpscoutCsv,
     HelpscoutJson,
+    IntercomCsv,
+    IntercomJson,
+    TypeformJson,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 12] = [
+    pub const ALL: [Preset; 15] = [
         Preset::GenericCsv,
         Preset::GenericJson,
         Preset::ZendeskCsv,
@@ -78,6 +83,9 @@ impl Preset {
         Preset::FreshdeskJson,
         Preset::HelpscoutCsv,
         Preset::HelpscoutJson,
+        Preset::IntercomCsv,
+        Preset::IntercomJson,
+        Preset::TypeformJson,
     ];
 
     pub fn name(self) -> &'static str {
@@ -94,6 +102,9 @@ impl Preset {
             Preset::FreshdeskJson => "freshdesk-json",
             Preset::HelpscoutCsv => "helpscout-csv",
             Preset::HelpscoutJson => "helpscout-json",
+            Preset::IntercomCsv => "intercom-csv",
+            Preset::IntercomJson => "intercom-json",
+            Preset::TypeformJson => "typeform-json",
         }
     }
 
@@ -112,6 +123,8 @@ impl Preset {
             Preset::GoogleTakeout => "google",
             Preset::FreshdeskCsv | Preset::FreshdeskJson => "freshdesk",
             Preset::HelpscoutCsv | Preset::HelpscoutJson => "helpscout",
+            Preset::IntercomCsv | Preset::IntercomJson => "intercom",
+            Preset::TypeformJson => "typeform",
         }
     }
 
@@ -122,10 +135,13 @@ impl Preset {
             | Preset::FreshdeskCsv
             | Preset::FreshdeskJson
             | Preset::HelpscoutCsv
-            | Preset::HelpscoutJson => InteractionKind::Ticket,
-            Preset::DelightedJson | Preset::QualtricsCsv | Preset::SurveyMonkeyCsv => {
-                InteractionKind::SurveyResponse
-            }
+            | Preset::HelpscoutJson
+            | Preset::IntercomCsv
+            | Preset::IntercomJson => InteractionKind::Ticket,
+            Preset::DelightedJson
+            | Preset::QualtricsCsv
+            | Preset::SurveyMonkeyCsv
+            | Preset::TypeformJson => InteractionKind::SurveyResponse,
             Preset::GoogleTakeout => InteractionKind::Review,
             Preset::GenericCsv | Preset::GenericJson => mapping
                 .and_then(|m| m.kind.as_deref())
@@ -143,6 +159,7 @@ impl Preset {
                 | Preset::SurveyMonkeyCsv
                 | Preset::FreshdeskCsv
                 | Preset::HelpscoutCsv
+                | Preset::IntercomCsv
         )
     }
 }
@@ -272,6 +289,10 @@ fn read_csv(
             built_in = helpscout::csv_mapping_with(&header, mapping);
             &built_in
         }
+        Preset::IntercomCsv => {
+            built_in = intercom::csv_mapping_with(&header, mapping);
+            &built_in
+        }
         _ => mapping.ok_or(ImportError::MappingRequired(preset.name()))?,
     };
     let survey = matches!(preset, Preset::QualtricsCsv | Preset::SurveyMonkeyCsv);
@@ -316,6 +337,11 @@ fn read_csv(
             && let Item::Record(rec) = &mut item
         {
             helpscout::finish_csv_record(rec);
+        }
+        if preset == Preset::IntercomCsv
+            && let Item::Record(rec) = &mut item
+        {
+            intercom::finish_csv_record(rec);
         }
         if sink(item).is_break() {
             return Ok(());
@@ -464,6 +490,29 @@ fn json_value(
             }
             ControlFlow::Continue(())
         }
+        // A saved page of the Intercom search or Typeform responses on one line.
+        Ok(v)
+            if (preset == Preset::IntercomJson && intercom::is_page(&v))
+                || (preset == Preset::TypeformJson && typeform::is_page(&v)) =>
+        {
+            let key = if preset == Preset::IntercomJson {
+                "conversations"
+            } else {
+                "items"
+            };
+            for item in v[key].as_array().into_iter().flatten() {
+                let raw = item.to_string();
+                sink(record_from_value(
+                    item,
+                    &raw,
+                    origin,
+                    Some(line),
+                    preset,
+                    mapping,
+                ))?;
+            }
+            ControlFlow::Continue(())
+        }
         Ok(v) => sink(record_from_value(
             &v,
             text,
@@ -544,9 +593,18 @@ fn json_document(
             "not valid JSON: {e}; fix: export again, or use JSON Lines so a bad line is quarantined alone"
         ))
     })?;
+    // A saved page holds its records under a key; a single record does not.
+    let has_key = |k: &str| {
+        serde_json::from_str::<std::collections::HashMap<&str, &RawValue>>(root.get())
+            .is_ok_and(|o| o.contains_key(k))
+    };
     let key = match (preset, records_path) {
         (_, Some(p)) => Some(p.to_string()),
         (Preset::ZendeskJson, None) => Some("tickets".to_string()),
+        (Preset::IntercomJson, None) if has_key("conversations") => {
+            Some("conversations".to_string())
+        }
+        (Preset::TypeformJson, None) if has_key("items") => Some("items".to_string()),
         _ => None,
     };
     let Some(key) = key else {
@@ -713,13 +771,21 @@ fn record_from_value(
             }
         }
         Preset::HelpscoutJson => helpscout::api_record(v, &mut rec),
+        Preset::IntercomJson => intercom::conversation_record(v, &[], &mut rec),
+        Preset::TypeformJson => typeform::response_record(
+            v,
+            &typeform::Answers::from_mapping(mapping),
+            mapping.is_some(),
+            &mut rec,
+        ),
         Preset::GenericJson
         | Preset::GenericCsv
         | Preset::ZendeskCsv
         | Preset::QualtricsCsv
         | Preset::SurveyMonkeyCsv
         | Preset::FreshdeskCsv
-        | Preset::HelpscoutCsv => match mapping {
+        | Preset::HelpscoutCsv
+        | Preset::IntercomCsv => match mapping {
             Some(m) => apply_json(m, v, &mut rec),
             None if preset == Preset::ZendeskCsv => {
                 let header: Vec<String> = v
@@ -775,6 +841,10 @@ pub fn record_from_raw(
                     built_in = helpscout::csv_mapping_with(&header, mapping);
                     &built_in
                 }
+                (Preset::IntercomCsv, _) => {
+                    built_in = intercom::csv_mapping_with(&header, mapping);
+                    &built_in
+                }
                 (_, Some(m)) => m,
                 (_, None) => return record_from_value(&v, raw, origin, line, preset, mapping),
             };
@@ -792,6 +862,9 @@ pub fn record_from_raw(
                     }
                     if preset == Preset::HelpscoutCsv {
                         helpscout::finish_csv_record(&mut rec);
+                    }
+                    if preset == Preset::IntercomCsv {
+                        intercom::finish_csv_record(&mut rec);
                     }
                     Item::Record(rec)
                 }
