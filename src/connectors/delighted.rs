@@ -15,27 +15,26 @@
 //! next page number, the run's own mark so far and the server's clock at the run's first
 //! page, so a run stopped mid-way resumes at its page with the same window.
 //!
-//! The mark never passes the server's clock at the run's start minus [`SETTLE_SECS`]: a
+//! The mark never passes the server's clock at the run's start minus [`super::window::SETTLE_SECS`]: a
 //! response already read on an earlier page may be updated while later pages are read,
 //! at a second below the highest one seen; the next run reads that stretch again
 //! (unchanged responses are upserts that change nothing).
+//!
+//! The window logic is [`super::window::Window`], shared with Freshdesk and Help Scout.
 //!
 //! A response is read exactly like one of a saved API page (the `delighted-json` preset),
 //! so a quarantined response replays with that preset. 429 carries `Retry-After` in
 //! seconds, which [`super::http`] honours; Delighted documents no reset header of its own.
 
 use super::http::{FetchContext, Http};
+use super::window::Window;
 use super::{ConnectorError, Page};
 use crate::config::{DelightedSettings, HttpSettings};
 use crate::connectors::files::{self, Preset};
 use crate::pipeline::normalize::{RowError, SourceRecord};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 const ENDPOINT: &str = "/v1/survey_responses.json";
-
-/// How far behind the server's clock the stored mark stays (see the module comment).
-pub const SETTLE_SECS: i64 = 60;
 
 #[derive(Debug)]
 pub struct Delighted {
@@ -43,53 +42,8 @@ pub struct Delighted {
     settings: DelightedSettings,
 }
 
-/// The stored cursor.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Cursor {
-    /// `updated_since` of this run's window (unix seconds).
-    since: i64,
-    /// Ids stored with `updated_at == since`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    skip: Vec<String>,
-    /// Within a run: the next page (1-based).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    page: Option<u32>,
-    /// Within a run: the highest `updated_at` read so far and the ids at that second.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    high: Option<i64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    high_ids: Vec<String>,
-    /// Within a run: the server's clock (its `Date` header) at the first page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    started: Option<i64>,
-}
-
-impl Cursor {
-    /// The cursor between runs after this one ends.
-    fn finished(&self) -> Cursor {
-        let settled = self.started.map_or(i64::MAX, |s| s - SETTLE_SECS);
-        let (since, skip) = match self.high {
-            Some(h) if h > self.since && h <= settled => (h, self.high_ids.clone()),
-            // Updated within the settling time: read that stretch again next time.
-            Some(h) if h > self.since && settled > self.since => (settled, Vec::new()),
-            Some(h) if h == self.since => {
-                let mut skip = self.skip.clone();
-                for id in &self.high_ids {
-                    if !skip.contains(id) {
-                        skip.push(id.clone());
-                    }
-                }
-                (self.since, skip)
-            }
-            _ => (self.since, self.skip.clone()),
-        };
-        Cursor {
-            since,
-            skip,
-            ..Default::default()
-        }
-    }
-}
+/// The stored cursor: the shared high-water window (`{"since", "skip"}` between runs).
+type Cursor = Window;
 
 /// `updated_at` (or any timestamp) as unix seconds: a number or a numeric string.
 fn unix_secs(v: Option<&Value>) -> Option<i64> {
@@ -151,16 +105,7 @@ impl super::Connector for Delighted {
             .http
             .get(&url, &label, cx, &authorize, &|_| None)
             .await?;
-        if c.started.is_none() {
-            let server_now = resp
-                .headers
-                .get(reqwest::header::DATE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
-                .map(|d| d.timestamp())
-                .unwrap_or_else(|| chrono::Utc::now().timestamp());
-            c.started = Some(server_now);
-        }
+        c.note_clock(&resp.headers);
         let v: Value = serde_json::from_str(&resp.body).map_err(|e| ConnectorError::Payload {
             request: label.clone(),
             message: format!("not JSON ({e})"),
@@ -216,23 +161,8 @@ impl super::Connector for Delighted {
                 ));
                 continue;
             };
-            let updated = unix_secs(item.get("updated_at"));
-            if updated == Some(c.since) && c.skip.contains(&id) {
+            if !c.admit(&id, unix_secs(item.get("updated_at"))) {
                 continue; // stored by the run that set the mark
-            }
-            if let Some(u) = updated {
-                match c.high {
-                    Some(h) if u < h => {}
-                    Some(h) if u == h => {
-                        if !c.high_ids.contains(&id) {
-                            c.high_ids.push(id.clone());
-                        }
-                    }
-                    _ => {
-                        c.high = Some(u);
-                        c.high_ids = vec![id.clone()];
-                    }
-                }
             }
             let mut rec = SourceRecord {
                 origin: origin.clone(),
@@ -252,47 +182,6 @@ impl super::Connector for Delighted {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_mark_moves_to_the_highest_second_with_its_ids() {
-        let c = Cursor {
-            since: 100,
-            skip: vec!["a".into()],
-            page: Some(4),
-            high: Some(200),
-            high_ids: vec!["x".into(), "y".into()],
-            started: Some(10_000),
-        };
-        let f = c.finished();
-        assert_eq!(
-            (f.since, f.skip.clone()),
-            (200, vec!["x".into(), "y".into()])
-        );
-        assert_eq!((f.page, f.high, f.started), (None, None, None));
-        // Nothing newer: the old mark and its ids stay, joined by any new id at that second.
-        let same = Cursor {
-            high: Some(100),
-            high_ids: vec!["b".into()],
-            ..c.clone()
-        };
-        assert_eq!(same.finished().skip, vec!["a".to_string(), "b".to_string()]);
-        let none = Cursor { high: None, ..c };
-        assert_eq!(none.finished().since, 100);
-    }
-
-    #[test]
-    fn the_mark_stays_behind_the_servers_clock() {
-        let c = Cursor {
-            since: 100,
-            high: Some(1_000),
-            high_ids: vec!["x".into()],
-            started: Some(1_010),
-            ..Default::default()
-        };
-        let f = c.finished();
-        assert_eq!(f.since, 1_010 - SETTLE_SECS);
-        assert!(f.skip.is_empty());
-    }
 
     #[test]
     fn timestamps_are_read_as_numbers_or_numeric_strings() {

@@ -12,7 +12,7 @@
 //! second is neither skipped nor stored twice. Within a run the cursor also carries
 //! `starting_after`, the run's own mark so far and the server's clock at its first page, so
 //! a run stopped mid-way resumes at its page with the same query. The mark stays
-//! [`SETTLE_SECS`] behind the server's clock at the run's start, because a conversation
+//! [`super::window::SETTLE_SECS`] behind the server's clock at the run's start, because a conversation
 //! read on an earlier page can be updated while later pages are read.
 //!
 //! With `fetch_contacts` (the default) each contact's email, phone and name come from
@@ -25,6 +25,7 @@
 //! too (through [`Http`]'s `vendor_wait`), or for `Retry-After` when the reset is missing.
 
 use super::http::{FetchContext, Http};
+use super::window::Window;
 use super::{ConnectorError, Page};
 use crate::config::{HttpSettings, IntercomSettings};
 use crate::connectors::files::{self, Preset};
@@ -37,9 +38,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const SEARCH: &str = "/conversations/search";
-
-/// How far behind the server's clock the stored mark stays (see the module comment).
-pub const SETTLE_SECS: i64 = 60;
 
 /// The contact keys kept with a conversation: what identifies the person, nothing else.
 const CONTACT_KEYS: [&str; 6] = ["id", "external_id", "email", "phone", "name", "role"];
@@ -54,69 +52,14 @@ pub struct Intercom {
     not_before: Mutex<Option<Instant>>,
 }
 
-/// The stored cursor.
+/// The stored cursor: the shared high-water window (see [`super::window`]) and, within a
+/// run, `pagination.starting_after` of the next page.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Cursor {
-    /// The run's window: `updated_at >= since` (unix seconds).
-    since: i64,
-    /// Ids stored with `updated_at == since`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    skip: Vec<String>,
-    /// Within a run: `pagination.starting_after` of the next page, and its number.
+    #[serde(flatten)]
+    window: Window,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     after: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    page: Option<u32>,
-    /// Within a run: the highest `updated_at` read so far and the ids at that second.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    high: Option<i64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    high_ids: Vec<String>,
-    /// Within a run: the server's clock (its `Date` header) at the first page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    started: Option<i64>,
-}
-
-impl Cursor {
-    /// The cursor between runs after this one ends.
-    fn finished(&self) -> Cursor {
-        let settled = self.started.map_or(i64::MAX, |s| s - SETTLE_SECS);
-        let (since, skip) = match self.high {
-            Some(h) if h > self.since && h <= settled => (h, self.high_ids.clone()),
-            // Updated within the settling time: read that stretch again next time.
-            Some(h) if h > self.since && settled > self.since => (settled, Vec::new()),
-            Some(h) if h == self.since => {
-                let mut skip = self.skip.clone();
-                for id in &self.high_ids {
-                    if !skip.contains(id) {
-                        skip.push(id.clone());
-                    }
-                }
-                (self.since, skip)
-            }
-            _ => (self.since, self.skip.clone()),
-        };
-        Cursor {
-            since,
-            skip,
-            ..Default::default()
-        }
-    }
-
-    fn note(&mut self, id: &str, updated: i64) {
-        match self.high {
-            Some(h) if updated < h => {}
-            Some(h) if updated == h => {
-                if !self.high_ids.iter().any(|x| x == id) {
-                    self.high_ids.push(id.to_string());
-                }
-            }
-            _ => {
-                self.high = Some(updated);
-                self.high_ids = vec![id.to_string()];
-            }
-        }
-    }
 }
 
 /// A timestamp in unix seconds: a number or a numeric string.
@@ -268,8 +211,8 @@ impl super::Connector for Intercom {
         let label = format!("POST {SEARCH}");
         let mut c = match cursor {
             None => Cursor {
-                since: self.settings.start_time,
-                ..Default::default()
+                window: Window::new(self.settings.start_time),
+                after: None,
             },
             Some(text) => serde_json::from_str::<Cursor>(text).map_err(|e| {
                 ConnectorError::Setup(format!(
@@ -277,8 +220,8 @@ impl super::Connector for Intercom {
                 ))
             })?,
         };
-        let page_no = c.page.unwrap_or(1);
-        let body = search_body(c.since, self.settings.per_page, c.after.as_deref());
+        let page_no = c.window.page();
+        let body = search_body(c.window.since, self.settings.per_page, c.after.as_deref());
         let url = format!("{}{SEARCH}", self.settings.base_url);
         self.pace(&label, cx).await?;
         let resp = self
@@ -286,16 +229,7 @@ impl super::Connector for Intercom {
             .post_json(&url, &body, &label, cx, &self.authorize(), &until_reset)
             .await?;
         self.note_limit(&resp.headers);
-        if c.started.is_none() {
-            let server_now = resp
-                .headers
-                .get(reqwest::header::DATE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
-                .map(|d| d.timestamp())
-                .unwrap_or_else(|| chrono::Utc::now().timestamp());
-            c.started = Some(server_now);
-        }
+        c.window.note_clock(&resp.headers);
         let v: Value = serde_json::from_str(&resp.body).map_err(|e| ConnectorError::Payload {
             request: label.clone(),
             message: format!("not JSON ({e})"),
@@ -310,7 +244,10 @@ impl super::Connector for Intercom {
             .pointer("/pages/next/starting_after")
             .and_then(files::mapping::json_text)
             .filter(|s| !s.is_empty());
-        let origin = format!("intercom {SEARCH} updated_at>={} page {page_no}", c.since);
+        let origin = format!(
+            "intercom {SEARCH} updated_at>={} page {page_no}",
+            c.window.since
+        );
         let mut page = Page::default();
         for (i, item) in items.iter().enumerate() {
             let index = i as u64 + 1;
@@ -342,12 +279,8 @@ impl super::Connector for Intercom {
                 ));
                 continue;
             };
-            let updated = unix_secs(item.get("updated_at"));
-            if updated == Some(c.since) && c.skip.contains(&id) {
+            if !c.window.admit(&id, unix_secs(item.get("updated_at"))) {
                 continue; // stored by the run that set the mark
-            }
-            if let Some(u) = updated {
-                c.note(&id, u);
             }
             let mut fetched = Vec::new();
             if self.settings.fetch_contacts {
@@ -375,13 +308,17 @@ impl super::Connector for Intercom {
         match next {
             Some(n) => {
                 c.after = Some(n);
-                c.page = Some(page_no + 1);
+                c.window.page = Some(page_no + 1);
                 page.more = true;
                 page.cursor = Some(serde_json::to_string(&c).expect("plain data"));
             }
             None => {
                 page.more = false;
-                page.cursor = Some(serde_json::to_string(&c.finished()).expect("plain data"));
+                let between_runs = Cursor {
+                    window: c.window.finished(),
+                    after: None,
+                };
+                page.cursor = Some(serde_json::to_string(&between_runs).expect("plain data"));
             }
         }
         Ok(page)
@@ -405,37 +342,6 @@ mod tests {
                 .get("starting_after")
                 .is_none()
         );
-    }
-
-    #[test]
-    fn the_mark_moves_to_the_highest_second_with_its_ids() {
-        let mut c = Cursor {
-            since: 100,
-            skip: vec!["a".into()],
-            started: Some(10_000),
-            ..Default::default()
-        };
-        c.note("x", 200);
-        c.note("w", 150);
-        c.note("y", 200);
-        let f = c.finished();
-        assert_eq!((f.since, f.skip), (200, vec!["x".into(), "y".into()]));
-        // Nothing newer: the old mark keeps its ids and gains those at its second.
-        let mut same = Cursor {
-            since: 100,
-            skip: vec!["a".into()],
-            ..Default::default()
-        };
-        same.note("b", 100);
-        assert_eq!(same.finished().skip, vec!["a".to_string(), "b".to_string()]);
-        // Updated within the settling time: the mark stays behind the server's clock.
-        let mut recent = Cursor {
-            since: 100,
-            started: Some(1_010),
-            ..Default::default()
-        };
-        recent.note("z", 1_000);
-        assert_eq!(recent.finished().since, 1_010 - SETTLE_SECS);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! A high-water window over an "updated since" filter, shared by connectors whose vendor
-//! pages a time-filtered list by page number (Freshdesk, Help Scout).
+//! pages a time-filtered list (Freshdesk, Help Scout, Delighted, Intercom).
 //!
 //! Between runs a window is `{"since": <unix s>, "skip": [ids]}`: the highest timestamp
 //! stored and the ids already stored at that very second. The next run asks for records
@@ -17,9 +17,6 @@
 //! Some vendors stop paging after a fixed number of pages (Freshdesk: 300). [`Window::restart`]
 //! begins a new filter at the highest second seen so far, with the ids at it skipped, which
 //! is only sound when the list is sorted by that timestamp ascending.
-//!
-//! The Delighted connector keeps its own copy of this logic (it came first); it could move
-//! onto this type.
 
 use serde::{Deserialize, Serialize};
 
