@@ -1,6 +1,8 @@
 //! The daemon's sections: `[scheduler]` and the `[[connector]]` tables.
 
 use super::Secret;
+pub(super) use super::social::{RawBluesky, RawMastodon, RawReddit, RawX};
+use super::social::{BlueskySettings, MastodonSettings, RedditSettings, XSettings};
 use crate::schedule::Schedule;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -34,6 +36,10 @@ pub struct SchedulerConfig {
 pub(super) enum RawConnector {
     Zendesk(RawZendesk),
     Delighted(RawDelighted),
+    Bluesky(RawBluesky),
+    Mastodon(RawMastodon),
+    Reddit(RawReddit),
+    X(RawX),
 }
 
 /// The keys every connector kind has.
@@ -65,6 +71,10 @@ impl RawConnector {
         match self {
             RawConnector::Zendesk(r) => common!(r),
             RawConnector::Delighted(r) => common!(r),
+            RawConnector::Bluesky(r) => common!(r),
+            RawConnector::Mastodon(r) => common!(r),
+            RawConnector::Reddit(r) => common!(r),
+            RawConnector::X(r) => common!(r),
         }
     }
 }
@@ -137,6 +147,10 @@ pub struct HttpSettings {
 pub enum ConnectorKind {
     Zendesk(ZendeskSettings),
     Delighted(DelightedSettings),
+    Bluesky(BlueskySettings),
+    Mastodon(MastodonSettings),
+    Reddit(RedditSettings),
+    X(XSettings),
 }
 
 impl ConnectorKind {
@@ -144,6 +158,10 @@ impl ConnectorKind {
         match self {
             ConnectorKind::Zendesk(_) => "zendesk",
             ConnectorKind::Delighted(_) => "delighted",
+            ConnectorKind::Bluesky(_) => "bluesky",
+            ConnectorKind::Mastodon(_) => "mastodon",
+            ConnectorKind::Reddit(_) => "reddit",
+            ConnectorKind::X(_) => "x",
         }
     }
 }
@@ -259,7 +277,7 @@ pub(super) fn schedule(
     })
 }
 
-fn secret(
+pub(super) fn secret(
     key: &str,
     file: Option<&PathBuf>,
     env: Option<&String>,
@@ -349,6 +367,10 @@ pub(super) fn connectors(
         let kind = match c {
             RawConnector::Zendesk(z) => zendesk(&at, z, problems),
             RawConnector::Delighted(d) => delighted(&at, d, problems),
+            RawConnector::Bluesky(b) => super::social::bluesky(&at, b, location_ids, problems),
+            RawConnector::Mastodon(m) => super::social::mastodon(&at, m, location_ids, problems),
+            RawConnector::Reddit(r) => super::social::reddit(&at, r, location_ids, problems),
+            RawConnector::X(x) => super::social::x(&at, x, location_ids, problems),
         };
         if let Some(kind) = kind {
             out.push(ConnectorConfig {
@@ -364,7 +386,7 @@ pub(super) fn connectors(
 }
 
 /// `base_url` without its trailing slash, or a problem naming the key with an example.
-fn base_url(at: &str, value: &str, example: &str, problems: &mut Vec<String>) -> String {
+pub(super) fn base_url(at: &str, value: &str, example: &str, problems: &mut Vec<String>) -> String {
     let base_url = value.trim_end_matches('/').to_string();
     if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
         problems.push(format!(
@@ -375,7 +397,7 @@ fn base_url(at: &str, value: &str, example: &str, problems: &mut Vec<String>) ->
     base_url
 }
 
-fn start_time(at: &str, value: Option<&str>, problems: &mut Vec<String>) -> i64 {
+pub(super) fn start_time(at: &str, value: Option<&str>, problems: &mut Vec<String>) -> i64 {
     match value {
         None => 0,
         Some(s) => match parse_start(s) {

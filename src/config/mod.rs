@@ -9,6 +9,7 @@ mod daemon;
 mod http;
 mod indicators;
 mod secret;
+mod social;
 mod watch;
 
 pub use daemon::{
@@ -18,6 +19,9 @@ pub use daemon::{
 pub use http::{ApiToken, HttpConfig, Scope};
 pub use secret::{Secret, redact_url};
 pub use watch::{DEFAULT_WATCH_CRON, WatchConfig};
+pub use social::{
+    BlueskySettings, MastodonSettings, RedditAuth, RedditSettings, SocialQuery, XSettings,
+};
 
 use crate::model::Location;
 use serde::Deserialize;

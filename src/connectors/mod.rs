@@ -15,13 +15,20 @@
 //!
 //! Modules: [`files`] (export files and presets), [`http`] (what every API connector does
 //! with HTTP), [`zendesk`] (the incremental ticket export), [`delighted`] (survey
-//! responses by `updated_since`). Adding a connector is one module
+//! responses by `updated_since`), the social mention sources [`bluesky`], [`mastodon`],
+//! [`reddit`] and [`x`] (their shared query cursor and pacing in [`social`]). Adding a
+//! connector is one module
 //! plus one arm of [`crate::config::ConnectorKind`] and of [`build`].
 
 pub mod delighted;
 pub mod files;
 pub mod http;
 pub mod zendesk;
+pub mod bluesky;
+pub mod mastodon;
+pub mod reddit;
+pub mod social;
+pub mod x;
 
 use crate::config::{ConnectorConfig, ConnectorKind};
 use crate::pipeline::normalize::{RowError, SourceRecord};
@@ -65,6 +72,25 @@ pub enum ConnectorError {
     Stopped,
 }
 
+impl ConnectorError {
+    /// A refused credential names the configuration key of the secret (never its
+    /// value), so the operator knows which file or variable to fix.
+    pub fn naming_secret(self, key: &str) -> ConnectorError {
+        match self {
+            ConnectorError::Auth {
+                request,
+                status,
+                message,
+            } => ConnectorError::Auth {
+                request,
+                status,
+                message: format!("{message} [the secret is `{key}`: `{key}_file` or `{key}_env`]"),
+            },
+            other => other,
+        }
+    }
+}
+
 /// One fetched page.
 #[derive(Debug, Default)]
 pub struct Page {
@@ -92,5 +118,9 @@ pub fn build(config: &ConnectorConfig) -> Result<Box<dyn Connector>, ConnectorEr
     match &config.kind {
         ConnectorKind::Zendesk(z) => Ok(Box::new(zendesk::Zendesk::new(z, &config.http)?)),
         ConnectorKind::Delighted(d) => Ok(Box::new(delighted::Delighted::new(d, &config.http)?)),
+        ConnectorKind::Bluesky(b) => Ok(Box::new(bluesky::Bluesky::new(b, &config.http)?)),
+        ConnectorKind::Mastodon(m) => Ok(Box::new(mastodon::Mastodon::new(m, &config.http)?)),
+        ConnectorKind::Reddit(r) => Ok(Box::new(reddit::Reddit::new(r, &config.http)?)),
+        ConnectorKind::X(x) => Ok(Box::new(x::X::new(x, &config.http)?)),
     }
 }

@@ -10,6 +10,7 @@ pub mod decode;
 pub(crate) mod delighted;
 pub mod google;
 pub mod mapping;
+pub(crate) mod social;
 mod surveys;
 pub(crate) mod zendesk;
 
@@ -56,10 +57,14 @@ pub enum Preset {
     QualtricsCsv,
     SurveyMonkeyCsv,
     GoogleTakeout,
+    BlueskyJson,
+    MastodonJson,
+    RedditJson,
+    XJson,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 8] = [
+    pub const ALL: [Preset; 12] = [
         Preset::GenericCsv,
         Preset::GenericJson,
         Preset::ZendeskCsv,
@@ -68,6 +73,10 @@ impl Preset {
         Preset::QualtricsCsv,
         Preset::SurveyMonkeyCsv,
         Preset::GoogleTakeout,
+        Preset::BlueskyJson,
+        Preset::MastodonJson,
+        Preset::RedditJson,
+        Preset::XJson,
     ];
 
     pub fn name(self) -> &'static str {
@@ -80,6 +89,10 @@ impl Preset {
             Preset::QualtricsCsv => "qualtrics-csv",
             Preset::SurveyMonkeyCsv => "surveymonkey-csv",
             Preset::GoogleTakeout => "google-takeout",
+            Preset::BlueskyJson => "bluesky-json",
+            Preset::MastodonJson => "mastodon-json",
+            Preset::RedditJson => "reddit-json",
+            Preset::XJson => "x-json",
         }
     }
 
@@ -96,6 +109,10 @@ impl Preset {
             Preset::QualtricsCsv => "qualtrics",
             Preset::SurveyMonkeyCsv => "surveymonkey",
             Preset::GoogleTakeout => "google",
+            Preset::BlueskyJson => "bluesky",
+            Preset::MastodonJson => "mastodon",
+            Preset::RedditJson => "reddit",
+            Preset::XJson => "x",
         }
     }
 
@@ -106,6 +123,9 @@ impl Preset {
                 InteractionKind::SurveyResponse
             }
             Preset::GoogleTakeout => InteractionKind::Review,
+            Preset::BlueskyJson | Preset::MastodonJson | Preset::RedditJson | Preset::XJson => {
+                InteractionKind::Mention
+            }
             Preset::GenericCsv | Preset::GenericJson => mapping
                 .and_then(|m| m.kind.as_deref())
                 .and_then(InteractionKind::parse)
@@ -428,14 +448,23 @@ fn json_value(
             }
             ControlFlow::Continue(())
         }
-        Ok(v) => sink(record_from_value(
-            &v,
-            text,
-            origin,
-            Some(line),
-            preset,
-            mapping,
-        )),
+        Ok(v) => match social::page_items(preset, &v) {
+            Some(items) => {
+                for item in items {
+                    let raw = item.to_string();
+                    sink(record_from_value(&item, &raw, origin, Some(line), preset, mapping))?;
+                }
+                ControlFlow::Continue(())
+            }
+            None => sink(record_from_value(
+                &v,
+                text,
+                origin,
+                Some(line),
+                preset,
+                mapping,
+            )),
+        },
         Err(e) => sink(Item::Reject(RowError {
             origin: origin.to_string(),
             line: Some(line),
@@ -514,8 +543,26 @@ fn json_document(
         _ => None,
     };
     let Some(key) = key else {
-        // A single record.
         let v: Value = serde_json::from_str(root.get()).expect("already parsed");
+        // A saved API page of a social connector: its items, numbered from 1.
+        if let Some(items) = social::page_items(preset, &v) {
+            for (i, item) in items.iter().enumerate() {
+                let raw = item.to_string();
+                let flow = sink(record_from_value(
+                    item,
+                    &raw,
+                    origin,
+                    Some(i as u64 + 1),
+                    preset,
+                    mapping,
+                ));
+                if flow.is_break() {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        // A single record.
         let _ = sink(record_from_value(
             &v,
             root.get(),
@@ -664,6 +711,10 @@ fn record_from_value(
         Preset::ZendeskJson => zendesk::item_record(v, &mut rec),
         Preset::DelightedJson => delighted::response_record(v, &mut rec),
         Preset::GoogleTakeout => google::review_record(v, None, &mut rec),
+        Preset::BlueskyJson => social::bluesky_post(v, &mut rec),
+        Preset::MastodonJson => social::mastodon_status(v, &mut rec),
+        Preset::RedditJson => social::reddit_thing(v, &mut rec),
+        Preset::XJson => social::x_post(v, &mut rec),
         Preset::GenericJson
         | Preset::GenericCsv
         | Preset::ZendeskCsv
