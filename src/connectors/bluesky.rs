@@ -178,8 +178,18 @@ impl Bluesky {
         })
     }
 
+    /// The PDS, the account and a digest of the app password: a changed password (a
+    /// reloaded configuration) opens its own session.
     fn session_key(&self) -> String {
-        format!("{}\n{}", self.settings.base_url, self.settings.identifier)
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.settings.app_password.expose().hash(&mut h);
+        format!(
+            "{}\n{}\n{:x}",
+            self.settings.base_url,
+            self.settings.identifier,
+            h.finish()
+        )
     }
 
     fn remember(&self, s: Option<Session>) {

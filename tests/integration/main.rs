@@ -22,3 +22,4 @@ mod sync;
 mod takeout;
 mod watch;
 mod zendesk;
+mod social;
