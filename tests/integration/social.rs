@@ -452,6 +452,19 @@ location = "berlin-mitte"
         let no_uri = q.iter().find(|i| i.entry.error.field.as_deref() == Some("uri")).unwrap();
         assert!(no_uri.entry.error.origin.contains("page 2"), "{:?}", no_uri.entry.error);
         assert_eq!(no_uri.entry.error.line, Some(4)); // 12..8 on page 1; 7 6 5 4
+        // Replay reads the stored item with the preset: the time is still missing.
+        let no_time = q.iter().find(|i| i.id != no_uri.id).unwrap();
+        assert!(no_time.entry.error.field.as_deref().unwrap().contains("occurred_at"));
+        let replay = tideline::ingest::replay_quarantine(
+            db.store.as_ref(),
+            &crate::common::analyzer(&config),
+            &config,
+            &[no_time.id],
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!((replay.attempted, replay.still_failing), (1, 1));
         // The cursor: at the end of both walks, each mark at its newest post.
         let c = cursor(db.store.cursor("bsky").await.unwrap());
         assert_eq!(c["at"], 0);
@@ -1369,4 +1382,85 @@ location = "berlin-mitte"
         x_pages_waits_errors_and_rerun,
         x_html_body_resume_and_refused_token
     );
+}
+
+pub mod presets {
+    //! Saved API pages read by the `*-json` presets with the connectors' record functions.
+
+    use crate::common::{self, TestDb};
+    use crate::on_both_backends;
+    use tideline::connectors::files::Preset;
+    use tideline::ingest::{self, ImportOptions};
+
+    async fn import(db: &TestDb, name: &str, preset: Preset) -> ingest::ImportReport {
+        let config = common::demo_config();
+        let o = ImportOptions {
+            path: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/social")
+                .join(name),
+            preset,
+            mapping: None,
+            source: None,
+            location: Some("berlin-mitte".into()),
+            timezone: None,
+        };
+        ingest::import_file(db.store.as_ref(), common::analyzer(&config), &config, &o)
+            .await
+            .unwrap()
+    }
+
+    /// A page of each vendor: its items as mentions with the same fields as the API
+    /// connectors give them; the Bluesky post without uri is quarantined.
+    async fn social_presets_read_saved_api_pages(db: TestDb) {
+        let b = import(&db, "bluesky_searchPosts.json", Preset::BlueskyJson).await;
+        assert_eq!((b.read, b.inserted, b.quarantined), (3, 2, 1), "{b:?}");
+        let m = import(&db, "mastodon_tag_timeline.json", Preset::MastodonJson).await;
+        assert_eq!((m.read, m.inserted), (2, 2), "{m:?}");
+        let r = import(&db, "reddit_search_listing.json", Preset::RedditJson).await;
+        assert_eq!((r.read, r.inserted), (2, 2), "{r:?}");
+        let x = import(&db, "x_search_recent.json", Preset::XJson).await;
+        assert_eq!((x.read, x.inserted), (2, 2), "{x:?}");
+
+        let all = super::stored(&db).await;
+        let get = |id: &str| super::find(&all, id);
+        let ana = get("at://did:plc:abc123/app.bsky.feed.post/3kxyz");
+        assert_eq!(ana.source, "bluesky");
+        assert!(super::has_identity(ana, "bluesky:did:plc:abc123"));
+        let m1 = get("https://m.example/users/ana/statuses/113891420000000001");
+        assert_eq!(
+            m1.text.as_deref(),
+            Some("Queue at #acme again\ntwenty minutes\n\nhttps://acme.example/menu")
+        );
+        assert!(m1.updated_at_ms.is_some());
+        // The boost is the boosted post, with its content warning first.
+        let boost = get("https://other.example/users/cat/statuses/99");
+        assert_eq!(
+            boost.text.as_deref(),
+            Some("coffee opinions\n\nBest flat white in town, @acme")
+        );
+        assert!(super::has_identity(boost, "mastodon:https://other.example/users/cat"));
+        let r1 = get("t3_1abcde");
+        assert_eq!(
+            r1.text.as_deref(),
+            Some("Acme support is awful\n\nThree emails & no answer. <sigh>")
+        );
+        assert!(super::has_identity(r1, "reddit:t2_xyz"));
+        let deleted = get("t3_1abcdf");
+        assert!(deleted.identities.is_empty() && deleted.author_name.is_none());
+        let x1 = get("1790000000000000002");
+        assert_eq!(x1.author_name.as_deref(), Some("Ana"));
+        assert_eq!(
+            x1.url.as_deref(),
+            Some("https://x.com/ana_p/status/1790000000000000002")
+        );
+        let x2 = get("1790000000000000001");
+        assert!(super::has_identity(x2, "x:67890"));
+        assert_eq!(
+            x2.url.as_deref(),
+            Some("https://x.com/i/web/status/1790000000000000001")
+        );
+        assert!(all.iter().all(|i| i.location_id.as_deref() == Some("berlin-mitte")));
+    }
+
+    on_both_backends!(social_presets_read_saved_api_pages);
 }
