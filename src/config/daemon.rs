@@ -1,8 +1,8 @@
 //! The daemon's sections: `[scheduler]` and the `[[connector]]` tables.
 
 use super::Secret;
-pub(super) use super::social::{RawBluesky, RawMastodon, RawReddit, RawX};
 use super::social::{BlueskySettings, MastodonSettings, RedditSettings, XSettings};
+pub(super) use super::social::{RawBluesky, RawMastodon, RawReddit, RawX};
 use crate::schedule::Schedule;
 use serde::Deserialize;
 use std::path::PathBuf;

@@ -18,10 +18,10 @@ pub use daemon::{
 };
 pub use http::{ApiToken, HttpConfig, Scope};
 pub use secret::{Secret, redact_url};
-pub use watch::{DEFAULT_WATCH_CRON, WatchConfig};
 pub use social::{
     BlueskySettings, MastodonSettings, RedditAuth, RedditSettings, SocialQuery, XSettings,
 };
+pub use watch::{DEFAULT_WATCH_CRON, WatchConfig};
 
 use crate::model::Location;
 use serde::Deserialize;

@@ -408,8 +408,14 @@ pub(super) fn reddit(
         r.password_env.as_ref(),
         problems,
     );
-    let username = r.username.map(|u| u.trim().trim_start_matches("/u/").to_string());
-    let auth = match (&username, password, r.password_file.is_some() || r.password_env.is_some()) {
+    let username = r
+        .username
+        .map(|u| u.trim().trim_start_matches("/u/").to_string());
+    let auth = match (
+        &username,
+        password,
+        r.password_file.is_some() || r.password_env.is_some(),
+    ) {
         (Some(u), Some(p), _) => Some(RedditAuth::Script {
             username: u.clone(),
             password: p,
@@ -561,6 +567,36 @@ max_posts_per_run = 0
         }
     }
 
+    /// The commented social examples of `config/example.toml`, uncommented, are valid.
+    #[test]
+    fn the_commented_social_examples_parse() {
+        let text = include_str!("../../config/example.toml");
+        let start = text
+            .find("# [[connector]]\n# kind = \"bluesky\"")
+            .expect("the bluesky example");
+        let end = start
+            + text[start..]
+                .find("# schedule, timezone, location")
+                .expect("the end of the examples");
+        let mut toml = String::from("[[location]]\nid = \"berlin-mitte\"\n");
+        for line in text[start..end].lines() {
+            let line = line.strip_prefix('#').unwrap_or(line);
+            let line = line.strip_prefix(' ').unwrap_or(line);
+            let line = match line.split_once("_file = ") {
+                Some((key, _)) => format!("{key}_env = \"TIDELINE_TEST_EXAMPLE_SECRET\""),
+                None => line.to_string(),
+            };
+            toml.push_str(&line);
+            toml.push('\n');
+        }
+        // SAFETY: a variable only this test reads.
+        unsafe { std::env::set_var("TIDELINE_TEST_EXAMPLE_SECRET", "x") };
+        let c = Config::from_toml(&toml, "example.toml", &Overrides::default())
+            .unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        let kinds: Vec<&str> = c.connectors.iter().map(|c| c.kind.as_str()).collect();
+        assert_eq!(kinds, ["bluesky", "mastodon", "reddit", "x"]);
+    }
+
     #[test]
     fn social_defaults() {
         // SAFETY: variables only this test reads.
@@ -594,7 +630,9 @@ hashtag = "#acme"
         };
         assert_eq!(r.base_url, "https://oauth.reddit.com");
         assert_eq!(r.requests_per_minute, 100);
-        assert!(r.user_agent.starts_with("tideline/") && r.user_agent.ends_with("(by /u/acme_dev)"));
+        assert!(
+            r.user_agent.starts_with("tideline/") && r.user_agent.ends_with("(by /u/acme_dev)")
+        );
         assert!(matches!(r.auth, crate::config::RedditAuth::Application));
         assert_eq!(r.queries[0].subreddit.as_deref(), Some("smallbusiness"));
         assert!(!format!("{r:?}").contains("s3cret"));
@@ -606,7 +644,10 @@ hashtag = "#acme"
             panic!("not mastodon")
         };
         assert_eq!(m.base_url, "https://m.example");
-        assert_eq!((m.queries[0].q.as_str(), m.queries[0].hashtag), ("acme", true));
+        assert_eq!(
+            (m.queries[0].q.as_str(), m.queries[0].hashtag),
+            ("acme", true)
+        );
         assert_eq!(m.queries[0].key(), "#acme");
         let bad = format!("{text}\nsubredit = \"x\"\n");
         assert!(

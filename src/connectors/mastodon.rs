@@ -82,14 +82,21 @@ impl Mastodon {
         })
     }
 
-    fn url(&self, q: &SocialQuery, min_id: Option<&str>) -> Result<(String, String), ConnectorError> {
+    fn url(
+        &self,
+        q: &SocialQuery,
+        min_id: Option<&str>,
+    ) -> Result<(String, String), ConnectorError> {
         let (path, label) = if q.hashtag {
             (
                 format!("/api/v1/timelines/tag/{}", q.q),
                 "GET /api/v1/timelines/tag/:hashtag".to_string(),
             )
         } else {
-            ("/api/v2/search".to_string(), "GET /api/v2/search".to_string())
+            (
+                "/api/v2/search".to_string(),
+                "GET /api/v2/search".to_string(),
+            )
         };
         let mut url = reqwest::Url::parse(&format!("{}{path}", self.settings.base_url))
             .map_err(|e| ConnectorError::Setup(format!("base_url: {e}")))?;
@@ -117,8 +124,7 @@ impl super::Connector for Mastodon {
 
     async fn fetch(&self, cursor: Option<&str>, cx: &FetchContext) -> Result<Page, ConnectorError> {
         let queries = &self.settings.queries;
-        let mut c: QueryCursor<QueryState> =
-            QueryCursor::read(cursor, "Mastodon", queries.len())?;
+        let mut c: QueryCursor<QueryState> = QueryCursor::read(cursor, "Mastodon", queries.len())?;
         let Some(q) = queries.get(c.at).cloned() else {
             return Ok(Page::default());
         };
@@ -240,12 +246,21 @@ mod tests {
         let at = chrono::Utc::now() + chrono::Duration::seconds(20);
         h.insert(
             "x-ratelimit-reset",
-            at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string().parse().unwrap(),
+            at.format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string()
+                .parse()
+                .unwrap(),
         );
         let d = reset_wait(&h).unwrap();
-        assert!(d > Duration::from_secs(18) && d <= Duration::from_secs(20), "{d:?}");
+        assert!(
+            d > Duration::from_secs(18) && d <= Duration::from_secs(20),
+            "{d:?}"
+        );
         // 2022-11-01T00:00:00Z
-        assert_eq!(id_at(1_667_260_800), (1_667_260_800_000u128 << 16).to_string());
+        assert_eq!(
+            id_at(1_667_260_800),
+            (1_667_260_800_000u128 << 16).to_string()
+        );
         h.insert(
             reqwest::header::LINK,
             r#"<https://m.example/api/v1/timelines/tag/acme?max_id=100>; rel="next", <https://m.example/api/v1/timelines/tag/acme?min_id=205>; rel="prev""#

@@ -20,15 +20,15 @@
 //! connector is one module
 //! plus one arm of [`crate::config::ConnectorKind`] and of [`build`].
 
+pub mod bluesky;
 pub mod delighted;
 pub mod files;
 pub mod http;
-pub mod zendesk;
-pub mod bluesky;
 pub mod mastodon;
 pub mod reddit;
 pub mod social;
 pub mod x;
+pub mod zendesk;
 
 use crate::config::{ConnectorConfig, ConnectorKind};
 use crate::pipeline::normalize::{RowError, SourceRecord};

@@ -214,7 +214,8 @@ impl Reddit {
             self.pace.ready(cx, self.http.max_wait()).await?;
             let ua = self.settings.user_agent.clone();
             let authorize = move |rb: reqwest::RequestBuilder| {
-                rb.bearer_auth(token.expose()).header(USER_AGENT, ua.as_str())
+                rb.bearer_auth(token.expose())
+                    .header(USER_AGENT, ua.as_str())
             };
             let r = self.http.get(url, label, cx, &authorize, &reset_wait).await;
             match &r {
@@ -372,7 +373,10 @@ mod tests {
         s.see(12.0, "t3_c");
         s.after = Some("t3_a".into());
         s.finish();
-        assert_eq!((s.mark, s.at_mark.clone()), (Some(12.0), vec!["t3_b".to_string(), "t3_c".to_string()]));
+        assert_eq!(
+            (s.mark, s.at_mark.clone()),
+            (Some(12.0), vec!["t3_b".to_string(), "t3_c".to_string()])
+        );
         assert!(s.after.is_none());
         s.finish();
         assert_eq!(s.mark, Some(12.0));

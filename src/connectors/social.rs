@@ -206,7 +206,10 @@ mod tests {
             max_id(Some("99".into()), Some("100")).as_deref(),
             Some("100")
         );
-        assert_eq!(max_id(Some("100".into()), Some("99")).as_deref(), Some("100"));
+        assert_eq!(
+            max_id(Some("100".into()), Some("99")).as_deref(),
+            Some("100")
+        );
         assert_eq!(max_id(None, Some("5")).as_deref(), Some("5"));
     }
 

@@ -452,7 +452,14 @@ fn json_value(
             Some(items) => {
                 for item in items {
                     let raw = item.to_string();
-                    sink(record_from_value(&item, &raw, origin, Some(line), preset, mapping))?;
+                    sink(record_from_value(
+                        &item,
+                        &raw,
+                        origin,
+                        Some(line),
+                        preset,
+                        mapping,
+                    ))?;
                 }
                 ControlFlow::Continue(())
             }

@@ -69,7 +69,8 @@ pub fn bluesky_post(v: &Value, rec: &mut SourceRecord) {
     if let Some(d) = &did {
         rec.platform_ids.push(format!("bluesky:{d}"));
     }
-    if let Some(n) = text_at(v, &["author", "displayName"]).or_else(|| text_at(v, &["author", "handle"]))
+    if let Some(n) =
+        text_at(v, &["author", "displayName"]).or_else(|| text_at(v, &["author", "handle"]))
     {
         rec.set(Field::Name, "author.displayName", n);
     }
@@ -128,8 +129,7 @@ pub fn mastodon_status(v: &Value, rec: &mut SourceRecord) {
     }
     // The actor URI (`account.uri`, Mastodon 4.2+) is the ActivityPub id; older
     // instances give only the profile URL, which is as stable for one instance.
-    if let Some(actor) =
-        text_at(s, &["account", "uri"]).or_else(|| text_at(s, &["account", "url"]))
+    if let Some(actor) = text_at(s, &["account", "uri"]).or_else(|| text_at(s, &["account", "url"]))
     {
         rec.platform_ids.push(format!("mastodon:{actor}"));
     }
@@ -153,9 +153,9 @@ pub fn reddit_thing(v: &Value, rec: &mut SourceRecord) {
     rec.set(Field::Kind, "preset", "mention");
     let name = text_at(d, &["name"]).or_else(|| {
         let id = text_at(d, &["id"])?;
-        let prefix = kind.clone().unwrap_or_else(|| {
-            if d.get("body").is_some() { "t1" } else { "t3" }.to_string()
-        });
+        let prefix = kind
+            .clone()
+            .unwrap_or_else(|| if d.get("body").is_some() { "t1" } else { "t3" }.to_string());
         Some(format!("{prefix}_{id}"))
     });
     let is_comment = name.as_deref().is_some_and(|n| n.starts_with("t1_"));
@@ -166,7 +166,11 @@ pub fn reddit_thing(v: &Value, rec: &mut SourceRecord) {
         rec.set(Field::OccurredAt, "created_utc", t);
     }
     // `edited` is false or the unix time of the last edit.
-    if let Some(t) = d.get("edited").filter(|e| e.is_number()).and_then(unix_float) {
+    if let Some(t) = d
+        .get("edited")
+        .filter(|e| e.is_number())
+        .and_then(unix_float)
+    {
         rec.set(Field::UpdatedAt, "edited", t);
     }
     if is_comment {
@@ -272,9 +276,9 @@ pub fn x_page_items(page: &Value) -> Vec<Value> {
         .map(|data| {
             data.iter()
                 .map(|t| {
-                    let author = t.get("author_id").and_then(|a| {
-                        users.iter().find(|u| u.get("id") == Some(a)).copied()
-                    });
+                    let author = t
+                        .get("author_id")
+                        .and_then(|a| users.iter().find(|u| u.get("id") == Some(a)).copied());
                     match author {
                         Some(u) if t.is_object() => {
                             serde_json::json!({"tweet": t, "author": u})
@@ -295,11 +299,14 @@ pub fn page_items(preset: super::Preset, v: &Value) -> Option<Vec<Value>> {
         Preset::BlueskyJson => array("posts"),
         Preset::MastodonJson => array("statuses"),
         Preset::RedditJson => (v.get("kind").and_then(Value::as_str) == Some("Listing"))
-            .then(|| v.pointer("/data/children").and_then(Value::as_array).cloned())
+            .then(|| {
+                v.pointer("/data/children")
+                    .and_then(Value::as_array)
+                    .cloned()
+            })
             .flatten(),
-        Preset::XJson => (v.get("data").is_some_and(Value::is_array)
-            || v.get("meta").is_some())
-        .then(|| x_page_items(v)),
+        Preset::XJson => (v.get("data").is_some_and(Value::is_array) || v.get("meta").is_some())
+            .then(|| x_page_items(v)),
         _ => None,
     }
 }
