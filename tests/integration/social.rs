@@ -1585,9 +1585,48 @@ location = "berlin-mitte"
         assert!(!err.contains("wrong-token-value"), "{err}");
     }
 
+    /// `max_posts_per_run` ends a run after the page that reaches it; the next run goes on
+    /// from the stored `next_token` with the same `since_id`, and the mark moves only when
+    /// the walk is complete.
+    async fn x_post_budget_ends_a_run_and_the_next_goes_on(db: TestDb) {
+        let fake = Fake {
+            posts: Arc::new(Mutex::new(dataset())),
+            users: Arc::new(Mutex::new(users())),
+            script: Script::default(),
+        };
+        let base = start(fake.clone()).await;
+        let text = connector(db.dir.path(), &base, TOKEN).replace(
+            "max_wait_secs = 10",
+            "max_wait_secs = 10\nmax_posts_per_run = 5",
+        );
+        let config = config(&db, &text);
+        let first = fakes::sync(&db, &config, Arc::new(Metrics::new()))
+            .await
+            .unwrap();
+        assert_eq!((first.pages, first.fetched), (1, 5), "{first}");
+        let c = cursor(db.store.cursor("xs").await.unwrap());
+        assert_eq!(c["queries"]["acme"]["next_token"], "p5");
+        assert!(c["queries"]["acme"].get("since_id").is_none());
+        let second = fakes::sync(&db, &config, Arc::new(Metrics::new()))
+            .await
+            .unwrap();
+        assert_eq!((second.pages, second.fetched), (1, 5), "{second}");
+        assert_eq!(fake.script.queries.lock().unwrap()[1]["next_token"], "p5");
+        while fakes::sync(&db, &config, Arc::new(Metrics::new()))
+            .await
+            .unwrap()
+            .fetched
+            > 0
+        {}
+        assert_each_once(&db, 13).await;
+        let c = cursor(db.store.cursor("xs").await.unwrap());
+        assert_eq!(c["queries"]["acme"]["since_id"], (BASE_ID + 12).to_string());
+    }
+
     on_both_backends!(
         x_pages_waits_errors_and_rerun,
-        x_html_body_resume_and_refused_token
+        x_html_body_resume_and_refused_token,
+        x_post_budget_ends_a_run_and_the_next_goes_on
     );
 }
 
