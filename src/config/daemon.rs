@@ -1,6 +1,8 @@
 //! The daemon's sections: `[scheduler]` and the `[[connector]]` tables.
 
 use super::Secret;
+use super::social::{BlueskySettings, MastodonSettings, RedditSettings, XSettings};
+pub(super) use super::social::{RawBluesky, RawMastodon, RawReddit, RawX};
 use crate::schedule::Schedule;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -40,6 +42,10 @@ pub(super) enum RawConnector {
     Google(RawGoogle),
     Freshdesk(RawFreshdesk),
     Helpscout(RawHelpscout),
+    Bluesky(RawBluesky),
+    Mastodon(RawMastodon),
+    Reddit(RawReddit),
+    X(RawX),
 }
 
 /// The keys every connector kind has.
@@ -76,6 +82,10 @@ impl RawConnector {
             RawConnector::Google(r) => common!(r),
             RawConnector::Freshdesk(r) => common!(r),
             RawConnector::Helpscout(r) => common!(r),
+            RawConnector::Bluesky(r) => common!(r),
+            RawConnector::Mastodon(r) => common!(r),
+            RawConnector::Reddit(r) => common!(r),
+            RawConnector::X(r) => common!(r),
         }
     }
 }
@@ -266,6 +276,10 @@ pub enum ConnectorKind {
     Google(GoogleSettings),
     Freshdesk(FreshdeskSettings),
     Helpscout(HelpscoutSettings),
+    Bluesky(BlueskySettings),
+    Mastodon(MastodonSettings),
+    Reddit(RedditSettings),
+    X(XSettings),
 }
 
 impl ConnectorKind {
@@ -278,6 +292,10 @@ impl ConnectorKind {
             ConnectorKind::Google(_) => "google",
             ConnectorKind::Freshdesk(_) => "freshdesk",
             ConnectorKind::Helpscout(_) => "helpscout",
+            ConnectorKind::Bluesky(_) => "bluesky",
+            ConnectorKind::Mastodon(_) => "mastodon",
+            ConnectorKind::Reddit(_) => "reddit",
+            ConnectorKind::X(_) => "x",
         }
     }
 }
@@ -478,7 +496,7 @@ pub(super) fn schedule(
     })
 }
 
-fn secret(
+pub(super) fn secret(
     key: &str,
     file: Option<&PathBuf>,
     env: Option<&String>,
@@ -573,6 +591,10 @@ pub(super) fn connectors(
             RawConnector::Google(g) => google(&at, g, problems),
             RawConnector::Freshdesk(f) => freshdesk(&at, f, problems),
             RawConnector::Helpscout(h) => helpscout(&at, h, problems),
+            RawConnector::Bluesky(b) => super::social::bluesky(&at, b, location_ids, problems),
+            RawConnector::Mastodon(m) => super::social::mastodon(&at, m, location_ids, problems),
+            RawConnector::Reddit(r) => super::social::reddit(&at, r, location_ids, problems),
+            RawConnector::X(x) => super::social::x(&at, x, location_ids, problems),
         };
         if let Some(kind) = kind {
             out.push(ConnectorConfig {
@@ -588,7 +610,7 @@ pub(super) fn connectors(
 }
 
 /// `base_url` without its trailing slash, or a problem naming the key with an example.
-fn base_url(at: &str, value: &str, example: &str, problems: &mut Vec<String>) -> String {
+pub(super) fn base_url(at: &str, value: &str, example: &str, problems: &mut Vec<String>) -> String {
     url_key(at, "base_url", value, example, problems)
 }
 
@@ -604,7 +626,7 @@ fn url_key(at: &str, key: &str, value: &str, example: &str, problems: &mut Vec<S
     url
 }
 
-fn start_time(at: &str, value: Option<&str>, problems: &mut Vec<String>) -> i64 {
+pub(super) fn start_time(at: &str, value: Option<&str>, problems: &mut Vec<String>) -> i64 {
     match value {
         None => 0,
         Some(s) => match parse_start(s) {

@@ -9,6 +9,7 @@ mod daemon;
 mod http;
 mod indicators;
 mod secret;
+mod social;
 mod watch;
 
 pub use daemon::{
@@ -18,6 +19,9 @@ pub use daemon::{
 };
 pub use http::{ApiToken, HttpConfig, Scope};
 pub use secret::{Secret, redact_url};
+pub use social::{
+    BlueskySettings, MastodonSettings, RedditAuth, RedditSettings, SocialQuery, XSettings,
+};
 pub use watch::{DEFAULT_WATCH_CRON, WatchConfig};
 
 use crate::model::Location;

@@ -20,8 +20,12 @@
 //! client-credentials token), [`window`] (their shared high-water cursor), [`intercom`]
 //! (conversations by `updated_at` search), [`typeform`] (form responses by `after` token),
 //! [`google`] (Business Profile reviews, newest first). Adding a connector is one module
+//! responses by `updated_since`), the social mention sources [`bluesky`], [`mastodon`],
+//! [`reddit`] and [`x`] (their shared query cursor and pacing in [`social`]). Adding a
+//! connector is one module
 //! plus one arm of [`crate::config::ConnectorKind`] and of [`build`].
 
+pub mod bluesky;
 pub mod delighted;
 pub mod files;
 pub mod freshdesk;
@@ -29,8 +33,12 @@ pub mod google;
 pub mod helpscout;
 pub mod http;
 pub mod intercom;
+pub mod mastodon;
+pub mod reddit;
+pub mod social;
 pub mod typeform;
 pub mod window;
+pub mod x;
 pub mod zendesk;
 
 use crate::config::{ConnectorConfig, ConnectorKind};
@@ -75,6 +83,25 @@ pub enum ConnectorError {
     Stopped,
 }
 
+impl ConnectorError {
+    /// A refused credential names the configuration key of the secret (never its
+    /// value), so the operator knows which file or variable to fix.
+    pub fn naming_secret(self, key: &str) -> ConnectorError {
+        match self {
+            ConnectorError::Auth {
+                request,
+                status,
+                message,
+            } => ConnectorError::Auth {
+                request,
+                status,
+                message: format!("{message} [the secret is `{key}`: `{key}_file` or `{key}_env`]"),
+            },
+            other => other,
+        }
+    }
+}
+
 /// One fetched page.
 #[derive(Debug, Default)]
 pub struct Page {
@@ -107,5 +134,9 @@ pub fn build(config: &ConnectorConfig) -> Result<Box<dyn Connector>, ConnectorEr
         ConnectorKind::Helpscout(h) => Ok(Box::new(helpscout::Helpscout::new(h, &config.http)?)),
         ConnectorKind::Intercom(i) => Ok(Box::new(intercom::Intercom::new(i, &config.http)?)),
         ConnectorKind::Typeform(t) => Ok(Box::new(typeform::Typeform::new(t, &config.http)?)),
+        ConnectorKind::Bluesky(b) => Ok(Box::new(bluesky::Bluesky::new(b, &config.http)?)),
+        ConnectorKind::Mastodon(m) => Ok(Box::new(mastodon::Mastodon::new(m, &config.http)?)),
+        ConnectorKind::Reddit(r) => Ok(Box::new(reddit::Reddit::new(r, &config.http)?)),
+        ConnectorKind::X(x) => Ok(Box::new(x::X::new(x, &config.http)?)),
     }
 }

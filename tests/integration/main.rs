@@ -18,6 +18,7 @@ mod import;
 mod learn;
 mod metrics;
 mod schedule;
+mod social;
 mod storage;
 mod support;
 mod surveys;

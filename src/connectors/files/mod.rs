@@ -13,6 +13,7 @@ pub mod google;
 pub mod helpscout;
 pub(crate) mod intercom;
 pub mod mapping;
+pub(crate) mod social;
 mod surveys;
 pub mod typeform;
 pub(crate) mod zendesk;
@@ -67,10 +68,14 @@ pub enum Preset {
     IntercomCsv,
     IntercomJson,
     TypeformJson,
+    BlueskyJson,
+    MastodonJson,
+    RedditJson,
+    XJson,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 15] = [
+    pub const ALL: [Preset; 19] = [
         Preset::GenericCsv,
         Preset::GenericJson,
         Preset::ZendeskCsv,
@@ -86,6 +91,10 @@ impl Preset {
         Preset::IntercomCsv,
         Preset::IntercomJson,
         Preset::TypeformJson,
+        Preset::BlueskyJson,
+        Preset::MastodonJson,
+        Preset::RedditJson,
+        Preset::XJson,
     ];
 
     pub fn name(self) -> &'static str {
@@ -105,6 +114,10 @@ impl Preset {
             Preset::IntercomCsv => "intercom-csv",
             Preset::IntercomJson => "intercom-json",
             Preset::TypeformJson => "typeform-json",
+            Preset::BlueskyJson => "bluesky-json",
+            Preset::MastodonJson => "mastodon-json",
+            Preset::RedditJson => "reddit-json",
+            Preset::XJson => "x-json",
         }
     }
 
@@ -125,6 +138,10 @@ impl Preset {
             Preset::HelpscoutCsv | Preset::HelpscoutJson => "helpscout",
             Preset::IntercomCsv | Preset::IntercomJson => "intercom",
             Preset::TypeformJson => "typeform",
+            Preset::BlueskyJson => "bluesky",
+            Preset::MastodonJson => "mastodon",
+            Preset::RedditJson => "reddit",
+            Preset::XJson => "x",
         }
     }
 
@@ -143,6 +160,9 @@ impl Preset {
             | Preset::SurveyMonkeyCsv
             | Preset::TypeformJson => InteractionKind::SurveyResponse,
             Preset::GoogleTakeout => InteractionKind::Review,
+            Preset::BlueskyJson | Preset::MastodonJson | Preset::RedditJson | Preset::XJson => {
+                InteractionKind::Mention
+            }
             Preset::GenericCsv | Preset::GenericJson => mapping
                 .and_then(|m| m.kind.as_deref())
                 .and_then(InteractionKind::parse)
@@ -513,14 +533,30 @@ fn json_value(
             }
             ControlFlow::Continue(())
         }
-        Ok(v) => sink(record_from_value(
-            &v,
-            text,
-            origin,
-            Some(line),
-            preset,
-            mapping,
-        )),
+        Ok(v) => match social::page_items(preset, &v) {
+            Some(items) => {
+                for item in items {
+                    let raw = item.to_string();
+                    sink(record_from_value(
+                        &item,
+                        &raw,
+                        origin,
+                        Some(line),
+                        preset,
+                        mapping,
+                    ))?;
+                }
+                ControlFlow::Continue(())
+            }
+            None => sink(record_from_value(
+                &v,
+                text,
+                origin,
+                Some(line),
+                preset,
+                mapping,
+            )),
+        },
         Err(e) => sink(Item::Reject(RowError {
             origin: origin.to_string(),
             line: Some(line),
@@ -608,8 +644,26 @@ fn json_document(
         _ => None,
     };
     let Some(key) = key else {
-        // A single record.
         let v: Value = serde_json::from_str(root.get()).expect("already parsed");
+        // A saved API page of a social connector: its items, numbered from 1.
+        if let Some(items) = social::page_items(preset, &v) {
+            for (i, item) in items.iter().enumerate() {
+                let raw = item.to_string();
+                let flow = sink(record_from_value(
+                    item,
+                    &raw,
+                    origin,
+                    Some(i as u64 + 1),
+                    preset,
+                    mapping,
+                ));
+                if flow.is_break() {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        // A single record.
         let _ = sink(record_from_value(
             &v,
             root.get(),
@@ -778,6 +832,10 @@ fn record_from_value(
             mapping.is_some(),
             &mut rec,
         ),
+        Preset::BlueskyJson => social::bluesky_post(v, &mut rec),
+        Preset::MastodonJson => social::mastodon_status(v, &mut rec),
+        Preset::RedditJson => social::reddit_thing(v, &mut rec),
+        Preset::XJson => social::x_post(v, &mut rec),
         Preset::GenericJson
         | Preset::GenericCsv
         | Preset::ZendeskCsv
