@@ -170,6 +170,13 @@ async fn zendesk_json_pages_and_account_export_lines() {
     let i = &t[0].interaction;
     assert_eq!(i.location_id.as_deref(), Some("berlin-mitte"));
     assert!(!i.csat.as_ref().unwrap().satisfied);
+    // The legacy rating's comment is the customer's own verdict: it joins the scored text.
+    assert_eq!(
+        i.text.as_deref(),
+        Some(
+            "Order arrived broken\n\nHi, the mug was broken when it arrived.\n\nSatisfaction comment: Took a week"
+        )
+    );
     assert!(
         i.identities
             .contains(&Identity::new(IdentityKind::Phone, "+49301234567"))

@@ -109,6 +109,9 @@ impl Sideloads {
     }
 }
 
+/// How a satisfaction rating's comment is set apart in a ticket's text.
+pub const RATING_PREFIX: &str = "Satisfaction comment: ";
+
 /// Fills a record from a ticket object and, when known, its requester.
 ///
 /// Accepts the wrapped form `{"ticket": {...}, "requester": {...}}` that the importer keeps
@@ -153,6 +156,23 @@ pub fn ticket_record(v: &Value, requester: Option<&Value>, rec: &mut SourceRecor
         .and_then(json_text)
     {
         rec.set(Field::Csat, "satisfaction_rating.score", score);
+    }
+    // The legacy rating's comment (and a bad rating's reason) is the customer's own
+    // verdict on the ticket: it joins the text that is scored.
+    let rating = v.get("satisfaction_rating");
+    let said: Vec<String> = ["comment", "reason"]
+        .iter()
+        .filter_map(|k| rating.and_then(|r| r.get(*k)).and_then(json_text))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty() && t != "No reason provided")
+        .collect();
+    if !said.is_empty() {
+        let remark = format!("{RATING_PREFIX}{}", said.join(" / "));
+        let text = match rec.fields.get(&Field::Text) {
+            Some(t) => format!("{t}\n\n{remark}"),
+            None => remark,
+        };
+        rec.set(Field::Text, "satisfaction_rating.comment", text);
     }
     if let Some(cf) = v.get("custom_fields").and_then(Value::as_array) {
         rec.location_candidates
