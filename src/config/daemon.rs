@@ -187,6 +187,7 @@ pub(super) struct RawHelpscout {
     client_secret_file: Option<PathBuf>,
     client_secret_env: Option<String>,
     start_time: Option<String>,
+    ratings: Option<bool>,
     location: Option<String>,
     timeout_secs: Option<u64>,
     max_retries: Option<u32>,
@@ -330,6 +331,9 @@ pub struct HelpscoutSettings {
     pub client_secret: Secret,
     /// Unix seconds: the first sync asks for conversations modified since then (default 0).
     pub start_time: i64,
+    /// Also read the happiness ratings report (`GET /v2/reports/happiness/ratings`, Plus
+    /// and Pro plans) after the conversations.
+    pub ratings: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -847,6 +851,7 @@ fn helpscout(at: &str, h: RawHelpscout, problems: &mut Vec<String>) -> Option<Co
         client_id: client_id.trim().to_string(),
         client_secret: secret?,
         start_time,
+        ratings: h.ratings.unwrap_or(true),
     }))
 }
 

@@ -12,10 +12,14 @@
 //!   high-water mark plus the ids at its second, resumed at its page after a failure.
 //! - Rate limits: 429 with `X-RateLimit-Retry-After` (seconds; Help Scout's own) or
 //!   `Retry-After`; `X-RateLimit-Remaining-Minute` is logged when it runs low.
-//! - Ratings: no bulk ratings endpoint of v2 could be confirmed (the Reports API's
-//!   `happiness/ratings` is known only from third-party clients, its shape not at all), so
-//!   the connector reads conversations only; Rating objects (the webhook shape) and the
-//!   CSV export's rating column are read by the presets.
+//! - Ratings: with `ratings = true` (the default), a run that has read the conversations
+//!   reads the happiness ratings report (`GET /v2/reports/happiness/ratings?start&end
+//!   &rating=all&sortField=modifiedAt&sortOrder=ASC&page=N`; Plus and Pro plans). Each
+//!   result is a rating of one reply thread (`threadid`, the key), `ratingId` 1 Great,
+//!   2 Okay, 3 Not Good. The ratings keep their own [`Window`] over `ratingCreatedAt`. A
+//!   plan without reports (403/404) ends the phase with a warning; the conversations are
+//!   kept. Rating objects (the webhook shape) and the CSV export's rating column are read
+//!   by the presets.
 //!
 //! A conversation is read exactly like one of a saved page (the `helpscout-json` preset),
 //! so a quarantined one replays with the preset.
@@ -32,6 +36,20 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const CONVERSATIONS: &str = "/v2/conversations";
+const RATINGS: &str = "/v2/reports/happiness/ratings";
+
+/// The stored cursor: the conversations' window (flattened, so a cursor stored before
+/// ratings existed still reads) and the ratings' own.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Cursor {
+    #[serde(flatten)]
+    conversations: Window,
+    /// The run reads ratings now.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    ratings_phase: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ratings: Option<Window>,
+}
 
 #[derive(Debug)]
 struct Token {
@@ -160,6 +178,108 @@ impl Helpscout {
             }
         }
     }
+
+    /// One page of the happiness ratings report.
+    async fn ratings_page(&self, mut c: Cursor, cx: &FetchContext) -> Result<Page, ConnectorError> {
+        let label = format!("GET {RATINGS}");
+        let mut w = c
+            .ratings
+            .take()
+            .unwrap_or_else(|| Window::new(self.settings.start_time));
+        // The report needs an end: the run's start, kept for all its pages.
+        let end = *w
+            .started
+            .get_or_insert_with(|| chrono::Utc::now().timestamp());
+        let page_no = w.page();
+        let mut url = reqwest::Url::parse(&format!("{}{RATINGS}", self.settings.base_url))
+            .map_err(|e| ConnectorError::Setup(format!("base_url: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair("start", &iso_z(w.since))
+            .append_pair("end", &iso_z(end))
+            .append_pair("rating", "all")
+            .append_pair("sortField", "modifiedAt")
+            .append_pair("sortOrder", "ASC")
+            .append_pair("page", &page_no.to_string());
+        let finish = |mut c: Cursor, w: Window| {
+            c.ratings = Some(w);
+            c.ratings_phase = false;
+            Page {
+                cursor: Some(serde_json::to_string(&c).expect("plain data")),
+                more: false,
+                ..Default::default()
+            }
+        };
+        let resp = match self.get(url.as_str(), &label, cx).await {
+            Err(ConnectorError::Auth { status: 403, .. })
+            | Err(ConnectorError::Http { status: 404, .. }) => {
+                tracing::warn!(connector = %cx.connector, "Help Scout refused the ratings report (reports need the Plus or Pro plan); ratings are not read. Set `ratings = false` to stop asking.");
+                w.started = None;
+                w.page = None;
+                return Ok(finish(c, w));
+            }
+            other => other?,
+        };
+        let v: Value = serde_json::from_str(&resp.body).map_err(|e| ConnectorError::Payload {
+            request: label.clone(),
+            message: format!("not JSON ({e})"),
+        })?;
+        let items: &[Value] = match v.get("results") {
+            None | Some(Value::Null) => &[],
+            Some(Value::Array(a)) => a,
+            Some(_) => {
+                return Err(ConnectorError::Payload {
+                    request: label,
+                    message: "`results` is not an array".into(),
+                });
+            }
+        };
+        let origin = format!(
+            "helpscout {RATINGS} start={} page {page_no}",
+            iso_z(w.since)
+        );
+        let mut page = Page::default();
+        for (i, item) in items.iter().enumerate() {
+            let index = i as u64 + 1;
+            let Some(thread) = item
+                .get("threadid")
+                .and_then(files::mapping::json_text)
+                .filter(|s| !s.trim().is_empty())
+            else {
+                page.rejects.push(RowError {
+                    origin: origin.clone(),
+                    line: Some(index),
+                    field: Some("threadid".into()),
+                    expected: "a rating with the `threadid` of the rated reply".into(),
+                    message: "the rating has no threadid".into(),
+                    raw: item.to_string(),
+                });
+                continue;
+            };
+            if !w.admit(&thread, rfc3339_secs(item.get("ratingCreatedAt"))) {
+                continue; // stored by the run that set the mark
+            }
+            let mut rec = SourceRecord {
+                origin: origin.clone(),
+                line: Some(index),
+                raw: item.to_string(),
+                ..Default::default()
+            };
+            files::helpscout::report_rating_record(item, &mut rec);
+            page.records.push(rec);
+        }
+        let pages = v.get("pages").and_then(Value::as_u64).unwrap_or(0);
+        if u64::from(page_no) < pages && !items.is_empty() {
+            w.page = Some(page_no + 1);
+            c.ratings = Some(w);
+            page.more = true;
+            page.cursor = Some(serde_json::to_string(&c).expect("plain data"));
+            return Ok(page);
+        }
+        let done = finish(c, w.finished());
+        page.cursor = done.cursor;
+        page.more = false;
+        Ok(page)
+    }
 }
 
 #[async_trait::async_trait]
@@ -169,15 +289,22 @@ impl super::Connector for Helpscout {
     }
 
     async fn fetch(&self, cursor: Option<&str>, cx: &FetchContext) -> Result<Page, ConnectorError> {
-        let label = format!("GET {CONVERSATIONS}");
-        let mut w = match cursor {
-            None => Window::new(self.settings.start_time),
-            Some(text) => serde_json::from_str::<Window>(text).map_err(|e| {
+        let mut c = match cursor {
+            None => Cursor {
+                conversations: Window::new(self.settings.start_time),
+                ..Default::default()
+            },
+            Some(text) => serde_json::from_str::<Cursor>(text).map_err(|e| {
                 ConnectorError::Setup(format!(
                     "the stored cursor is not a Help Scout cursor ({e}); fix: check that the connector's name was not reused for another kind"
                 ))
             })?,
         };
+        if c.ratings_phase {
+            return self.ratings_page(c, cx).await;
+        }
+        let label = format!("GET {CONVERSATIONS}");
+        let mut w = std::mem::take(&mut c.conversations);
         let page_no = w.page();
         let url = self.url(&w)?;
         let resp = self.get(&url, &label, cx).await?;
@@ -262,14 +389,17 @@ impl super::Connector for Helpscout {
         let total = v.pointer("/page/totalPages").and_then(Value::as_u64);
         let next = v.pointer("/_links/next").is_some_and(|n| !n.is_null())
             || total.is_some_and(|t| u64::from(page_no) < t);
-        let (cursor, more) = if next && !items.is_empty() {
+        if next && !items.is_empty() {
             w.page = Some(page_no + 1);
-            (w, true)
+            c.conversations = w;
+            page.more = true;
         } else {
-            (w.finished(), false)
-        };
-        page.more = more;
-        page.cursor = Some(serde_json::to_string(&cursor).expect("plain data"));
+            c.conversations = w.finished();
+            // The ratings follow the conversations in the same run.
+            c.ratings_phase = self.settings.ratings;
+            page.more = self.settings.ratings;
+        }
+        page.cursor = Some(serde_json::to_string(&c).expect("plain data"));
         Ok(page)
     }
 }

@@ -678,6 +678,47 @@ pub mod helpscout {
         pub page2_down: Arc<AtomicBool>,
         /// Query and bearer token of every conversation request with a User-Agent.
         pub requests: Arc<Mutex<Vec<Request>>>,
+        /// Results of the happiness ratings report (all pages).
+        pub ratings: Arc<Mutex<Vec<Value>>>,
+        /// Queries of the ratings report.
+        pub rating_requests: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    }
+
+    /// `GET /v2/reports/happiness/ratings`: `start`/`end` on `ratingCreatedAt`, pages of
+    /// five, `{results, page, count, pages}`.
+    async fn ratings(
+        State(s): State<FakeHelpscout>,
+        headers: HeaderMap,
+        Query(q): Query<HashMap<String, String>>,
+    ) -> Response {
+        if !user_agent_ok(&headers) {
+            return (StatusCode::BAD_REQUEST, "no user agent").into_response();
+        }
+        let current = format!("Bearer tok-{}", s.tokens_issued.load(Ordering::SeqCst));
+        if header(&headers, "authorization") != Some(current.as_str()) {
+            return (StatusCode::UNAUTHORIZED, "{}").into_response();
+        }
+        s.rating_requests.lock().unwrap().push(q.clone());
+        assert_eq!(q.get("rating").map(String::as_str), Some("all"));
+        let secs = |v: &str| chrono::DateTime::parse_from_rfc3339(v).unwrap().timestamp();
+        let (start, end) = (secs(&q["start"]), secs(&q["end"]));
+        let all: Vec<Value> = s
+            .ratings
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                let at = r["ratingCreatedAt"].as_str().map(secs).unwrap_or(start);
+                at >= start && at <= end
+            })
+            .cloned()
+            .collect();
+        let page: usize = q.get("page").map(|p| p.parse().unwrap()).unwrap_or(1);
+        let pages = all.len().div_ceil(PAGE_SIZE).max(1);
+        let from = ((page - 1) * PAGE_SIZE).min(all.len());
+        let to = (from + PAGE_SIZE).min(all.len());
+        Json(json!({"results": all[from..to], "page": page, "count": all.len(), "pages": pages}))
+            .into_response()
     }
 
     fn form(body: &str) -> HashMap<String, String> {
@@ -814,6 +855,7 @@ pub mod helpscout {
             axum::Router::new()
                 .route("/v2/oauth2/token", axum::routing::post(token))
                 .route("/v2/conversations", axum::routing::get(conversations))
+                .route("/v2/reports/happiness/ratings", axum::routing::get(ratings))
                 .with_state(fake),
         )
         .await
@@ -872,6 +914,12 @@ pub mod helpscout {
 
     fn config_toml(dir: &std::path::Path, base_url: &str, db_url: &str, extra: &str) -> String {
         let secret = fakes::secret_file(dir, "helpscout_secret", SECRET);
+        // The conversation tests leave the ratings report out; the ratings test asks for it.
+        let extra = if extra.contains("ratings") {
+            extra.to_string()
+        } else {
+            format!("ratings = false\n{extra}")
+        };
         format!(
             r#"
 [storage]
@@ -1094,6 +1142,87 @@ max_wait_secs = 5
     }
 
     /// Wrong client credentials: the token request fails with the fix, never the secret.
+    /// After the conversations, the happiness ratings report: Great/Okay/Not Good as CSAT
+    /// on 1-3 with the conversation as parent, a rating without a thread quarantined, the
+    /// ratings' own mark; the next run asks from that mark and stores only the new rating.
+    async fn helpscout_ratings_report_after_the_conversations(db: TestDb) {
+        let rating = |thread: i64, conv: i64, id: i64, comment: &str, at: i64| {
+            json!({"number": conv, "threadid": thread, "threadCreatedAt": iso(at - 600),
+                "id": 7000 + conv, "type": "email", "ratingId": id, "ratingCustomerId": 300 + conv % 3,
+                "ratingComments": comment, "ratingCreatedAt": iso(at),
+                "ratingCustomerName": format!("c{}@example.org", conv % 3),
+                "ratingUserId": 5, "ratingUserName": "Agent", "someNewField": true})
+        };
+        let fake = FakeHelpscout {
+            conversations: Arc::new(Mutex::new(dataset())),
+            ..Default::default()
+        };
+        {
+            let mut r = fake.ratings.lock().unwrap();
+            for n in 0..6 {
+                r.push(rating(90 + n, 1 + n, 1 + n % 3, "Thanks!", T0 + 100 + n));
+            }
+            r.push(
+                json!({"number": 9, "id": 7009, "ratingId": 3, "ratingCreatedAt": iso(T0 + 200)}),
+            );
+        }
+        let base = start(fake.clone()).await;
+        let config = config(&db, &base, "ratings = true");
+        let metrics = Arc::new(Metrics::new());
+        let report = fakes::sync(&db, &config, metrics.clone()).await.unwrap();
+        // 10 conversations and 6 ratings stored; 2 conversations and 1 rating quarantined.
+        assert_eq!((report.inserted, report.quarantined), (16, 3), "{report}");
+        let stored = db.store.interactions_after(0, 1000).await.unwrap();
+        let r = stored
+            .iter()
+            .map(|s| &s.interaction)
+            .find(|i| i.external_id == "rating-thread:90")
+            .expect("the first rating");
+        assert_eq!(r.kind, tideline::model::InteractionKind::SurveyResponse);
+        assert_eq!(r.parent_external_id.as_deref(), Some("7001"));
+        let csat = r.csat.clone().unwrap();
+        assert_eq!(
+            (csat.value, csat.scale.as_str(), csat.satisfied),
+            (3.0, "1-3", true)
+        );
+        let not_good = stored
+            .iter()
+            .map(|s| &s.interaction)
+            .find(|i| i.external_id == "rating-thread:92")
+            .unwrap();
+        assert_eq!(not_good.csat.as_ref().unwrap().value, 1.0);
+        let q = db.store.quarantine(None).await.unwrap();
+        assert!(
+            q.iter()
+                .any(|i| i.entry.error.field.as_deref() == Some("threadid"))
+        );
+        {
+            let reqs = fake.rating_requests.lock().unwrap();
+            let pages: Vec<&str> = reqs.iter().map(|q| q["page"].as_str()).collect();
+            assert_eq!(pages, ["1", "2"]);
+            assert!(reqs.iter().all(|q| q["start"] == "2024-01-01T00:00:00Z"));
+        }
+        let c = cursor(&db.store.cursor("hs").await.unwrap());
+        // The newest rating stored, and its thread at that second.
+        assert_eq!(
+            c["ratings"],
+            json!({"since": T0 + 105, "skip": ["95"]}),
+            "{c}"
+        );
+        assert_eq!(c["since"], json!(T0 + 120), "{c}");
+
+        // A new rating: the next run asks from the ratings' mark and stores only it.
+        fake.ratings
+            .lock()
+            .unwrap()
+            .push(rating(99, 4, 2, "Okay I guess", T0 + 300));
+        fake.rating_requests.lock().unwrap().clear();
+        let again = fakes::sync(&db, &config, metrics).await.unwrap();
+        assert_eq!(again.inserted, 1, "{again}");
+        let reqs = fake.rating_requests.lock().unwrap();
+        assert_eq!(reqs[0]["start"], iso(T0 + 105));
+    }
+
     async fn helpscout_refused_credentials_are_named(db: TestDb) {
         let fake = FakeHelpscout::default();
         let base = start(fake.clone()).await;
@@ -1113,7 +1242,8 @@ max_wait_secs = 5
     on_both_backends!(
         helpscout_pages_token_errors_drift_and_resume,
         helpscout_resume_after_failure_and_token_lifetime,
-        helpscout_refused_credentials_are_named
+        helpscout_refused_credentials_are_named,
+        helpscout_ratings_report_after_the_conversations
     );
 }
 

@@ -59,7 +59,9 @@ pub fn is_rating(v: &Value) -> bool {
 
 /// Fills a record from a conversation or a Rating object.
 pub fn api_record(v: &Value, rec: &mut SourceRecord) {
-    if is_rating(v) {
+    if is_report_rating(v) {
+        report_rating_record(v, rec)
+    } else if is_rating(v) {
         rating_record(v, rec)
     } else {
         conversation_record(v, rec)
@@ -260,6 +262,55 @@ pub fn finish_csv_record(rec: &mut SourceRecord) {
         }
         rec.fields
             .insert(Field::CsatScale, RATING_SCALE.to_string());
+    }
+}
+
+/// Is this a result of the happiness ratings report (`GET /v2/reports/happiness/ratings`)?
+pub fn is_report_rating(v: &Value) -> bool {
+    v.get("ratingId").is_some() && v.get("threadid").is_some()
+}
+
+/// A result of the happiness ratings report: `id` and `number` (the conversation),
+/// `threadid` (the rated reply; one rating each, so the key), `ratingId` (1 Great, 2 Okay,
+/// 3 Not Good), `ratingComments`, `ratingCreatedAt`, `ratingCustomerId`,
+/// `ratingCustomerName`. A `survey_response` whose parent is the conversation, CSAT on
+/// [`RATING_SCALE`].
+pub fn report_rating_record(v: &Value, rec: &mut SourceRecord) {
+    let s = |k: &str| v.get(k).and_then(json_text);
+    if let Some(t) = s("threadid") {
+        rec.set(Field::ExternalId, "threadid", format!("rating-thread:{t}"));
+    }
+    rec.set(Field::Kind, "preset", "survey_response");
+    if let Some(c) = s("id") {
+        rec.set(Field::Parent, "id", c);
+    }
+    if let Some(at) = s("ratingCreatedAt") {
+        rec.set(Field::OccurredAt, "ratingCreatedAt", at);
+    }
+    if let Some(r) = s("ratingId") {
+        let points = match r.trim() {
+            "1" => "3".to_string(),
+            "2" => "2".to_string(),
+            "3" => "1".to_string(),
+            // Kept as read, so the normal validation names it.
+            other => other.to_string(),
+        };
+        rec.set(Field::Csat, "ratingId", points);
+        rec.set(Field::CsatScale, "ratingId", RATING_SCALE);
+    }
+    if let Some(c) = s("ratingComments") {
+        rec.set(Field::Text, "ratingComments", c);
+    }
+    if let Some(id) = s("ratingCustomerId") {
+        rec.platform_ids.push(format!("helpscout_customer:{id}"));
+    }
+    if let Some(n) = s("ratingCustomerName") {
+        // The report names a customer without a name by their address.
+        if n.contains('@') {
+            rec.set(Field::Email, "ratingCustomerName", n);
+        } else {
+            rec.set(Field::Name, "ratingCustomerName", n);
+        }
     }
 }
 
