@@ -370,14 +370,19 @@ pub async fn import_file(
         .map_err(|e| IngestError::Reader(e.to_string()))?;
     bar.finish_and_clear();
     if let Err(e) = write_result {
-        store.finish_import_run(run, "failed").await.ok();
+        store
+            .finish_import_run(run, "failed", Some(&e.to_string()))
+            .await
+            .ok();
         return Err(e.into());
     }
     if let Err(e) = read_result {
-        store.finish_import_run(run, "failed").await?;
+        store
+            .finish_import_run(run, "failed", Some(&e.to_string()))
+            .await?;
         return Err(e.into());
     }
-    store.finish_import_run(run, "done").await?;
+    store.finish_import_run(run, "done", None).await?;
     report.seconds = started.elapsed().as_secs_f64();
     report.seconds_reading = reading_nanos.load(Ordering::Relaxed) as f64 / 1e9;
     tracing::info!(

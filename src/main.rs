@@ -58,6 +58,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
         format: SummaryFormat,
     },
+    /// Connectors and other sources: last run, counts and health.
+    Sources {
+        #[command(subcommand)]
+        command: SourcesCommand,
+    },
     /// Import the bundled samples into a fresh SQLite database and show what Tideline sees.
     Demo {
         /// Where to put the database, the summary and the timelines.
@@ -236,6 +241,16 @@ enum SentimentCommand {
     /// that changed the built-in model, for example). The daemon does this at start.
     Rescore,
     /// The model in use and the past training runs with their held-out accuracy.
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SourcesCommand {
+    /// Each connector's last run, what it fetched in the last 24 hours and the 24 before,
+    /// and its health (failing, quiet, stale); exits 1 when a source has a problem.
     Status {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -470,6 +485,25 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run => run_daemon(config, cli.config.clone(), overrides).await,
         Command::Sync { names, format } => sync_once(&config, &names, format).await,
         Command::Watch { names, format } => watch_once(&config, &names, format).await,
+        Command::Sources {
+            command: SourcesCommand::Status { format },
+        } => {
+            let store = open_store(&config).await?;
+            let now = chrono::Utc::now().timestamp_millis();
+            let sources = tideline::outputs::sources::report(store.as_ref(), &config, now).await?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&sources)?),
+                Format::Text => {
+                    print!("{}", tideline::outputs::sources::render_text(&sources, now))
+                }
+            }
+            let problem = sources.iter().any(|s| s.health.state.is_problem());
+            Ok(if problem {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Demo { out } => {
             let report = tideline::demo::run(&out).await?;
             print!("{}", report.text);

@@ -176,7 +176,7 @@ async fn run(
                 Err(source) => {
                     return Err(SyncError::Connector {
                         connector: name.to_string(),
-                        source,
+                        source: source.naming_secrets(connector.kind.secret_keys()),
                     });
                 }
             };
@@ -236,6 +236,34 @@ async fn run(
         (Ok(()), true) => "stopped",
         (Ok(()), false) => "done",
     };
-    store.finish_import_run(run_id, status).await?;
+    let error = outcome.as_ref().err().map(ToString::to_string);
+    store
+        .finish_import_run(run_id, status, error.as_deref())
+        .await?;
+    log_health(store, connector).await;
     outcome.map(|()| report)
+}
+
+/// After each run: a connector that keeps failing, went quiet or missed its schedule is
+/// logged as a connector problem (the same verdict `tideline sources status` shows).
+async fn log_health(store: &dyn Store, connector: &ConnectorConfig) {
+    let now = chrono::Utc::now().timestamp_millis();
+    match crate::outputs::sources::connector_health(store, connector, now).await {
+        Ok(h) if h.state.is_problem() => {
+            for problem in &h.problems {
+                tracing::warn!(
+                    connector = %connector.name,
+                    health = h.state.as_str(),
+                    consecutive_failures = h.consecutive_failures,
+                    fetched_24h = h.fetched_24h,
+                    fetched_prev_24h = h.fetched_prev_24h,
+                    "connector problem: {problem}"
+                );
+            }
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(connector = %connector.name, error = %e, "Cannot judge the connector's health.")
+        }
+    }
 }

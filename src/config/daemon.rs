@@ -299,6 +299,24 @@ impl ConnectorKind {
             ConnectorKind::X(_) => "x",
         }
     }
+
+    /// The configuration keys of the secrets a refused request may be about (named in
+    /// the error, never their values).
+    pub fn secret_keys(&self) -> &'static [&'static str] {
+        match self {
+            ConnectorKind::Zendesk(z) => match z.auth {
+                ZendeskAuth::ApiToken { .. } => &["api_token"],
+                ZendeskAuth::OAuth(_) => &["oauth_token"],
+            },
+            ConnectorKind::Delighted(_) | ConnectorKind::Freshdesk(_) => &["api_key"],
+            ConnectorKind::Intercom(_) | ConnectorKind::Mastodon(_) => &["access_token"],
+            ConnectorKind::Typeform(_) => &["token"],
+            ConnectorKind::Google(_) => &["client_secret", "refresh_token"],
+            ConnectorKind::Helpscout(_) | ConnectorKind::Reddit(_) => &["client_secret"],
+            ConnectorKind::Bluesky(_) => &["app_password"],
+            ConnectorKind::X(_) => &["bearer_token"],
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

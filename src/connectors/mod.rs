@@ -19,11 +19,10 @@
 //! `updated_since`, past the 300-page cap), [`helpscout`] (conversations with an OAuth2
 //! client-credentials token), [`window`] (their shared high-water cursor), [`intercom`]
 //! (conversations by `updated_at` search), [`typeform`] (form responses by `after` token),
-//! [`google`] (Business Profile reviews, newest first). Adding a connector is one module
-//! responses by `updated_since`), the social mention sources [`bluesky`], [`mastodon`],
-//! [`reddit`] and [`x`] (their shared query cursor and pacing in [`social`]). Adding a
-//! connector is one module
-//! plus one arm of [`crate::config::ConnectorKind`] and of [`build`].
+//! [`google`] (Business Profile reviews, newest first), the social mention sources
+//! [`bluesky`], [`mastodon`], [`reddit`] and [`x`] (their shared query cursor and pacing in
+//! [`social`]). Adding a connector is one module plus one arm of
+//! [`crate::config::ConnectorKind`] and of [`build`].
 
 pub mod bluesky;
 pub mod delighted;
@@ -87,16 +86,34 @@ impl ConnectorError {
     /// A refused credential names the configuration key of the secret (never its
     /// value), so the operator knows which file or variable to fix.
     pub fn naming_secret(self, key: &str) -> ConnectorError {
+        self.naming_secrets(&[key])
+    }
+
+    /// [`Self::naming_secret`] for connectors with several secrets (OAuth client secret
+    /// and refresh token). An error that names its secret already is left as it is.
+    pub fn naming_secrets(self, keys: &[&str]) -> ConnectorError {
         match self {
             ConnectorError::Auth {
                 request,
                 status,
                 message,
-            } => ConnectorError::Auth {
-                request,
-                status,
-                message: format!("{message} [the secret is `{key}`: `{key}_file` or `{key}_env`]"),
-            },
+            } if !keys.is_empty() && !message.contains("[the secret") => {
+                let named = match keys {
+                    [key] => format!("[the secret is `{key}`: `{key}_file` or `{key}_env`]"),
+                    _ => format!(
+                        "[the secrets are {}: each as `<key>_file` or `<key>_env`]",
+                        keys.iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    ),
+                };
+                ConnectorError::Auth {
+                    request,
+                    status,
+                    message: format!("{message} {named}"),
+                }
+            }
             other => other,
         }
     }

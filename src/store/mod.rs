@@ -386,7 +386,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         origin: &str,
         file_hash: &str,
     ) -> Result<i64>;
-    async fn finish_import_run(&self, id: i64, status: &str) -> Result<()>;
+    /// Ends a run: `done`, `stopped` (a stop request; resumes from the cursor) or
+    /// `failed` with the error as the operator sees it (it never holds a secret).
+    async fn finish_import_run(&self, id: i64, status: &str, error: Option<&str>) -> Result<()>;
+
+    /// The latest runs of one source, newest first (connector health).
+    async fn recent_runs(&self, source: &str, limit: i64) -> Result<Vec<RunSummary>>;
 
     /// The statuses of every import run of a file with this content hash (watch folders
     /// import each content once).

@@ -66,7 +66,7 @@ pub struct QuarantineFilter {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunSummary {
     pub id: i64,
-    /// `running`, `done` or `failed`.
+    /// `running`, `done`, `stopped` (a stop request; resumes from the cursor) or `failed`.
     pub status: String,
     pub started_at_ms: i64,
     pub finished_at_ms: Option<i64>,
@@ -74,6 +74,8 @@ pub struct RunSummary {
     pub inserted: i64,
     pub updated: i64,
     pub quarantined: i64,
+    /// Why a failed run failed.
+    pub error: Option<String>,
 }
 
 /// How one source is doing: its runs, its last success, what it left in quarantine.

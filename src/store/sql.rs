@@ -722,16 +722,39 @@ macro_rules! impl_store {
                     .await?)
             }
 
-            async fn finish_import_run(&self, id: i64, status: &str) -> Result<()> {
+            async fn finish_import_run(
+                &self,
+                id: i64,
+                status: &str,
+                error: Option<&str>,
+            ) -> Result<()> {
+                // Bounded: an error names a request and a message, not a whole body.
+                let error = error.map(|e| $crate::outputs::one_line(e, 2000));
                 let mut tx = self.begin_write().await?;
-                sqlx::query("UPDATE import_runs SET status = $1, finished_at_ms = $2 WHERE id = $3")
+                sqlx::query(
+                    "UPDATE import_runs SET status = $1, finished_at_ms = $2, error = $3 WHERE id = $4",
+                )
                     .bind(status)
                     .bind(now_ms())
+                    .bind(error)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn recent_runs(&self, source: &str, limit: i64) -> Result<Vec<RunSummary>> {
+                let rows = sqlx::query(
+                    "SELECT id, status, started_at_ms, finished_at_ms, read_count, inserted, \
+                     updated, quarantined, error FROM import_runs WHERE source = $1 \
+                     ORDER BY id DESC LIMIT $2",
+                )
+                .bind(source)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(row_to_run).collect()
             }
 
             async fn cursor(&self, source: &str) -> Result<Option<String>> {
@@ -1990,21 +2013,12 @@ macro_rules! impl_store {
                     let last: i64 = r.try_get("last_id")?;
                     let run = sqlx::query(
                         "SELECT id, status, started_at_ms, finished_at_ms, read_count, inserted, \
-                         updated, quarantined FROM import_runs WHERE id = $1",
+                         updated, quarantined, error FROM import_runs WHERE id = $1",
                     )
                     .bind(last)
                     .fetch_one(&self.pool)
                     .await?;
-                    s.last_run = Some(RunSummary {
-                        id: run.try_get("id")?,
-                        status: run.try_get("status")?,
-                        started_at_ms: run.try_get("started_at_ms")?,
-                        finished_at_ms: run.try_get("finished_at_ms")?,
-                        read: run.try_get("read_count")?,
-                        inserted: run.try_get("inserted")?,
-                        updated: run.try_get("updated")?,
-                        quarantined: run.try_get("quarantined")?,
-                    });
+                    s.last_run = Some(row_to_run(&run)?);
                 }
                 for r in sqlx::query("SELECT source, updated_at_ms FROM sync_cursors")
                     .fetch_all(&self.pool)
@@ -2133,6 +2147,20 @@ macro_rules! impl_store {
                         .map_err(|e| StoreError::Corrupt(format!("change evidence: {e}")))?,
                     detected_at_ms: r.try_get("detected_at_ms")?,
                 },
+            })
+        }
+
+        fn row_to_run(r: &<$db as sqlx::Database>::Row) -> Result<RunSummary> {
+            Ok(RunSummary {
+                id: r.try_get("id")?,
+                status: r.try_get("status")?,
+                started_at_ms: r.try_get("started_at_ms")?,
+                finished_at_ms: r.try_get("finished_at_ms")?,
+                read: r.try_get("read_count")?,
+                inserted: r.try_get("inserted")?,
+                updated: r.try_get("updated")?,
+                quarantined: r.try_get("quarantined")?,
+                error: r.try_get("error")?,
             })
         }
 

@@ -54,3 +54,56 @@ pub async fn sync(
     )
     .await
 }
+
+/// Kills `tideline sync NAME` with SIGKILL (no chance to finish a page or roll back
+/// cleanly) `rounds` times, each a different while after its first request to the fake
+/// (`requests` counts them), calling `between` after each kill; then runs it to the end
+/// twice (a walk resumed by the first ends where it began; what arrived while it was
+/// interrupted comes with the next run, as with the daemon's next tick). The caller
+/// asserts what is stored: every item once, none missing.
+pub async fn kill_mid_sync(
+    cfg: &Path,
+    name: &str,
+    requests: &std::sync::atomic::AtomicUsize,
+    rounds: u64,
+    mut between: impl FnMut(u64),
+) {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    for round in 0..rounds {
+        let mut child = common::bin()
+            .arg("--config")
+            .arg(cfg)
+            .args(["sync", name])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let seen = requests.load(Ordering::SeqCst);
+        let started = Instant::now();
+        while requests.load(Ordering::SeqCst) == seen {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "round {round}: no request"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis((round * 97) % 400)).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        between(round);
+    }
+    for _ in 0..2 {
+        let out = common::bin()
+            .arg("--config")
+            .arg(cfg)
+            .args(["sync", name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

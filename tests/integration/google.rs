@@ -29,6 +29,13 @@ struct Fake {
     review_requests: Arc<AtomicUsize>,
     throttle_request: Option<usize>,
     log: Arc<Mutex<Vec<String>>>,
+    /// A pause before each reviews page (to kill a sync mid-way).
+    delay: std::time::Duration,
+    /// Review request index -> trouble: `500`, `html502` (a proxy's HTML page),
+    /// `html200` (HTML where JSON was expected), `retry1` (429 with `Retry-After: 1`).
+    troubles: Arc<Mutex<HashMap<usize, &'static str>>>,
+    /// When each review request arrived.
+    times: Arc<Mutex<Vec<std::time::Instant>>>,
 }
 
 async fn token(State(f): State<Fake>, headers: HeaderMap, body: String) -> Response {
@@ -94,11 +101,21 @@ async fn reviews(
     if let Some(r) = unauthorized(&f, &headers) {
         return r;
     }
+    tokio::time::sleep(f.delay).await;
     let n = f.review_requests.fetch_add(1, Ordering::SeqCst);
     f.log.lock().unwrap().push(format!(
         "{location} {}",
         q.get("pageToken").cloned().unwrap_or_default()
     ));
+    f.times.lock().unwrap().push(std::time::Instant::now());
+    let html = "<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Bad Gateway</h1></body></html>";
+    match f.troubles.lock().unwrap().get(&n).copied() {
+        Some("500") => return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": {"code": 500, "message": "Internal error encountered.", "status": "INTERNAL"}}))).into_response(),
+        Some("html502") => return (StatusCode::BAD_GATEWAY, [("content-type", "text/html; charset=UTF-8")], html).into_response(),
+        Some("html200") => return (StatusCode::OK, [("content-type", "text/html; charset=UTF-8")], html).into_response(),
+        Some("retry1") => return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], Json(json!({"error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED"}}))).into_response(),
+        _ => {}
+    }
     if f.throttle_request == Some(n) {
         return (StatusCode::TOO_MANY_REQUESTS, Json(json!({"error": {"code": 429, "message": "Quota exceeded for quota metric 'Requests' and limit 'Requests per minute'", "status": "RESOURCE_EXHAUSTED"}}))).into_response();
     }
@@ -119,7 +136,8 @@ async fn reviews(
     let start: usize = q.get("pageToken").map(|t| t.parse().unwrap()).unwrap_or(0);
     let end = (start + size).min(all.len());
     let avg = 3.5;
-    let mut body = json!({"averageRating": avg, "totalReviewCount": all.len()});
+    // `nextGenSummary`: a field the documentation does not have (yet).
+    let mut body = json!({"averageRating": avg, "totalReviewCount": all.len(), "nextGenSummary": {"topics": ["fries"]}});
     if !all.is_empty() {
         body["reviews"] = json!(all[start..end]);
     }
@@ -154,10 +172,14 @@ async fn start(fake: Fake) -> String {
 }
 
 fn config(db: &TestDb, base: &str) -> Config {
+    Config::from_toml(&config_text(db, base), "test", &Overrides::default()).unwrap()
+}
+
+fn config_text(db: &TestDb, base: &str) -> String {
     let dir = db.dir.path();
     let secret = fakes::secret_file(dir, "google_client_secret", "c-s3cret");
     let refresh = fakes::secret_file(dir, "google_refresh", "1//r-s3cret");
-    let text = format!(
+    format!(
         r#"
 [storage]
 database_url = "{}"
@@ -189,8 +211,7 @@ max_wait_secs = 5
         db.url.expose(),
         secret.display(),
         refresh.display()
-    );
-    Config::from_toml(&text, "test", &Overrides::default()).unwrap()
+    )
 }
 
 async fn google_reviews_newest_first_with_marks_replies_and_edits(db: TestDb) {
@@ -319,4 +340,191 @@ async fn google_reviews_newest_first_with_marks_replies_and_edits(db: TestDb) {
     assert_eq!(a2.stars, Some(1.0));
 }
 
-on_both_backends!(google_reviews_newest_first_with_marks_replies_and_edits);
+/// `tideline sync google` killed with SIGKILL ten times in the middle of its newest-first
+/// walk, while new reviews arrive and one is edited between kills: after a last run to
+/// the end, every review is stored once, the edit wins, and nothing is missing.
+async fn google_sigkill_mid_sync_leaves_no_gap_and_no_duplicate(db: TestDb) {
+    let fake = Fake {
+        delay: std::time::Duration::from_millis(15),
+        ..Default::default()
+    };
+    // Google stamps `updateTime` when a review is written: what arrives later is newer.
+    let stamp = |day: u32, n: usize| format!("2026-03-{day:02}T{:02}:{:02}:00Z", n / 60, n % 60);
+    {
+        let mut r = fake.reviews.lock().unwrap();
+        for (loc, prefix) in [("7001", "M"), ("9001", "K")] {
+            let list = (0..60)
+                .rev()
+                .map(|n| {
+                    review(
+                        loc,
+                        &format!("{prefix}{n}"),
+                        ["ONE", "THREE", "FIVE"][n % 3],
+                        Some(&format!("Besuch {n}: gut.")),
+                        &stamp(1, n),
+                    )
+                })
+                .collect();
+            r.insert(loc.to_string(), list);
+        }
+    }
+    let base = start(fake.clone()).await;
+    let cfg = db.dir.path().join("tideline.toml");
+    std::fs::write(&cfg, config_text(&db, &base)).unwrap();
+    let rounds = 10;
+    fakes::kill_mid_sync(&cfg, "google", &fake.review_requests, rounds, |round| {
+        let mut r = fake.reviews.lock().unwrap();
+        let loc = r
+            .get_mut(if round % 2 == 0 { "7001" } else { "9001" })
+            .unwrap();
+        let prefix = if round % 2 == 0 { "M" } else { "K" };
+        let n = round as usize;
+        loc.insert(
+            0,
+            review(
+                if round % 2 == 0 { "7001" } else { "9001" },
+                &format!("{prefix}new{n}"),
+                "FOUR",
+                Some("Neu."),
+                &stamp(2, n * 2),
+            ),
+        );
+        if round == 4 {
+            // M10 is edited: it moves to the top with a newer updateTime.
+            let l = r.get_mut("7001").unwrap();
+            l.retain(|x| x["reviewId"] != "M10");
+            l.insert(
+                0,
+                review(
+                    "7001",
+                    "M10",
+                    "ONE",
+                    Some("Nachtrag: kalt."),
+                    &stamp(2, n * 2 + 1),
+                ),
+            );
+        }
+    })
+    .await;
+    let expected = 120 + rounds as usize;
+    let stored: Vec<_> = db
+        .store
+        .interactions_after(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.interaction)
+        .collect();
+    let mut ids: Vec<&str> = stored.iter().map(|i| i.external_id.as_str()).collect();
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(before, ids.len(), "no duplicate");
+    assert_eq!(ids.len(), expected, "no gap");
+    for (loc, prefix) in [("7001", "M"), ("9001", "K")] {
+        for n in 0..60 {
+            let id = format!("locations/{loc}/reviews/{prefix}{n}");
+            assert!(ids.binary_search(&id.as_str()).is_ok(), "{id} missing");
+        }
+    }
+    let m10 = stored
+        .iter()
+        .find(|i| i.external_id == "locations/7001/reviews/M10")
+        .unwrap();
+    assert_eq!(m10.stars, Some(1.0), "the edit wins");
+}
+
+/// The error matrix: a 500 that recovers, a 429 with `Retry-After: 1` (waited at least a
+/// second), a proxy's HTML 502 that recovers, an HTML page with status 200 where JSON was
+/// expected (the run fails naming the connector and the request, the next run resumes
+/// from the stored page), unknown fields kept in the raw payload, a malformed review
+/// quarantined, a location without reviews (an empty page). Then a run over unchanged
+/// sources stores nothing.
+async fn google_error_matrix_resumes_without_loss(db: TestDb) {
+    let fake = Fake::default();
+    {
+        let mut r = fake.reviews.lock().unwrap();
+        let mut list: Vec<Value> = (1..=7)
+            .rev()
+            .map(|n| {
+                let mut v = review(
+                    "7001",
+                    &format!("E{n}"),
+                    "FOUR",
+                    Some("Sehr lecker."),
+                    &format!("2026-04-0{n}T10:00:00Z"),
+                );
+                v["reviewerLocale"] = json!("de-DE"); // not in the documentation
+                v
+            })
+            .collect();
+        list[3] = json!({"reviewer": {"displayName": "no name"}, "starRating": "TWO", "updateTime": "2026-04-04T10:00:00Z"});
+        r.insert("7001".into(), list);
+        r.insert("9001".into(), Vec::new());
+        fake.troubles.lock().unwrap().extend([
+            (0, "500"),
+            (2, "retry1"),
+            (4, "html502"),
+            (6, "html200"),
+        ]);
+    }
+    let base = start(fake.clone()).await;
+    let config = config(&db, &base);
+    let metrics = Arc::new(Metrics::new());
+    let err = fakes::sync(&db, &config, metrics.clone())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`google`"), "{err}");
+    assert!(err.contains("not what the vendor documents"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+    {
+        let times = fake.times.lock().unwrap();
+        let waited = times[3] - times[2];
+        assert!(
+            waited >= std::time::Duration::from_millis(990)
+                && waited < std::time::Duration::from_secs(4),
+            "Retry-After: 1 -> {waited:?}"
+        );
+    }
+    // Pages 1-3 are stored with their cursor: 5 reviews and the quarantined one.
+    let counts = db.store.counts().await.unwrap();
+    assert_eq!((counts.interactions, counts.quarantine_open), (5, 1));
+
+    let report = fakes::sync(&db, &config, metrics.clone()).await.unwrap();
+    assert_eq!((report.inserted, report.quarantined), (1, 0), "{report}");
+    let log = fake.log.lock().unwrap().clone();
+    assert_eq!(
+        log[log.len() - 2..],
+        ["7001 6".to_string(), "9001 ".to_string()]
+    );
+    let stored = db.store.interactions_after(0, 100).await.unwrap();
+    let mut ids: Vec<_> = stored
+        .iter()
+        .map(|s| s.interaction.external_id.clone())
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [1, 2, 3, 5, 6, 7].map(|n| format!("locations/7001/reviews/E{n}"))
+    );
+    let raw = &stored[0].interaction.raw;
+    assert!(raw.contains("reviewerLocale"), "{raw}");
+    let q = db.store.quarantine(Some("open")).await.unwrap();
+    assert_eq!(q.len(), 1);
+    assert!(q[0].entry.error.raw.contains("no name"), "{:?}", q[0]);
+
+    let again = fakes::sync(&db, &config, metrics).await.unwrap();
+    assert_eq!(
+        (again.inserted, again.updated, again.quarantined),
+        (0, 0, 0),
+        "{again}"
+    );
+    assert_eq!(db.store.counts().await.unwrap().interactions, 6);
+}
+
+on_both_backends!(
+    google_reviews_newest_first_with_marks_replies_and_edits,
+    google_error_matrix_resumes_without_loss,
+    google_sigkill_mid_sync_leaves_no_gap_and_no_duplicate
+);

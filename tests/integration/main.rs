@@ -19,6 +19,7 @@ mod learn;
 mod metrics;
 mod schedule;
 mod social;
+mod sources;
 mod storage;
 mod support;
 mod surveys;

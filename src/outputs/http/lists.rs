@@ -6,11 +6,12 @@ use super::{
     ApiState, CHANGE_STATUSES, INTERACTION_KINDS, QUARANTINE_STATUSES, SENTIMENT_LABELS, SIGNALS,
 };
 use crate::outputs::rfc3339;
+use crate::outputs::sources::{self, SourceReport};
 use crate::outputs::summary::{self, LocationFigures};
 use crate::outputs::timeline::InteractionOut;
 use crate::store::{
-    ChangePageFilter, InteractionFilter, QuarantineFilter, QuarantineItem, SourceStatus,
-    StoredChange, StoredInteraction,
+    ChangePageFilter, InteractionFilter, QuarantineFilter, QuarantineItem, StoredChange,
+    StoredInteraction,
 };
 use axum::Json;
 use axum::extract::{Path, State};
@@ -151,9 +152,10 @@ pub async fn locations(State(s): State<ApiState>) -> ApiResult<Json<List<Locatio
     }))
 }
 
-pub async fn sources(State(s): State<ApiState>) -> ApiResult<Json<List<SourceStatus>>> {
+pub async fn sources(State(s): State<ApiState>) -> ApiResult<Json<List<SourceReport>>> {
+    let now = chrono::Utc::now().timestamp_millis();
     Ok(Json(List {
-        items: s.store.sources_status().await?,
+        items: sources::report(s.store.as_ref(), &s.config, now).await?,
     }))
 }
 

@@ -47,6 +47,9 @@ pub struct ApiState {
     pub page_size_max: u32,
     /// Default regions for phone numbers written without one (customer lookup).
     pub phone_countries: Arc<Vec<String>>,
+    /// The configuration the daemon runs with (connector kinds and schedules, for sources
+    /// status).
+    pub config: Arc<Config>,
 }
 
 impl ApiState {
@@ -60,6 +63,7 @@ impl ApiState {
             ready: Arc::new(AtomicBool::new(true)),
             page_size_max: config.http.page_size_max,
             phone_countries: Arc::new(config.phone_countries()),
+            config: Arc::new(config.clone()),
         }
     }
 }

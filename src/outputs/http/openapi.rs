@@ -215,7 +215,7 @@ fn schemas() -> Value {
         ("id", int()),
         (
             "status",
-            json!({"type": "string", "enum": ["running", "done", "failed"]}),
+            json!({"type": "string", "enum": ["running", "done", "stopped", "failed"]}),
         ),
         ("started_at_ms", int()),
         ("finished_at_ms", nullable("integer")),
@@ -223,9 +223,31 @@ fn schemas() -> Value {
         ("inserted", int()),
         ("updated", int()),
         ("quarantined", int()),
+        ("error", nullable("string")),
+    ]);
+    let health = object(&[
+        (
+            "state",
+            json!({"type": "string", "enum": ["ok", "never_run", "running", "failed", "failing", "quiet", "stale"]}),
+        ),
+        (
+            "problems",
+            json!({"type": "array", "items": {"type": "string"}, "description": "One sentence per problem, with what to check."}),
+        ),
+        ("fetched_24h", int()),
+        ("fetched_prev_24h", int()),
+        ("new_24h", int()),
+        ("runs_24h", int()),
+        ("consecutive_failures", int()),
+        ("last_error", nullable("string")),
     ]);
     let source = object(&[
         ("source", s()),
+        (
+            "kind",
+            json!({"type": "string", "description": "The connector kind, or `import` for file imports."}),
+        ),
+        ("schedule", nullable("string")),
         ("interactions", int()),
         ("runs", int()),
         ("failed_runs", int()),
@@ -236,6 +258,7 @@ fn schemas() -> Value {
         ("last_success_ms", nullable("integer")),
         ("cursor_updated_ms", nullable("integer")),
         ("quarantine_open", int()),
+        ("health", r("SourceHealth")),
     ]);
     let quarantined = object(&[
         ("id", int()),
@@ -275,6 +298,7 @@ fn schemas() -> Value {
         "LocationFigures": location,
         "LocationList": list("LocationFigures"),
         "RunSummary": run,
+        "SourceHealth": health,
         "SourceStatus": source,
         "SourceList": list("SourceStatus"),
         "QuarantineItem": quarantined,
