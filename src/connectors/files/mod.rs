@@ -8,6 +8,7 @@
 
 pub mod decode;
 pub(crate) mod delighted;
+pub mod feed;
 pub mod freshdesk;
 pub mod google;
 pub mod helpscout;
@@ -17,7 +18,6 @@ pub(crate) mod social;
 mod surveys;
 pub mod typeform;
 pub(crate) mod zendesk;
-pub mod feed;
 
 use crate::model::InteractionKind;
 use crate::pipeline::normalize::{RowError, SourceRecord};
