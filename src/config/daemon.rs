@@ -1,6 +1,7 @@
 //! The daemon's sections: `[scheduler]` and the `[[connector]]` tables.
 
 use super::Secret;
+use super::feed::{FeedSettings, RawFeed};
 use super::social::{BlueskySettings, MastodonSettings, RedditSettings, XSettings};
 pub(super) use super::social::{RawBluesky, RawMastodon, RawReddit, RawX};
 use crate::schedule::Schedule;
@@ -46,6 +47,7 @@ pub(super) enum RawConnector {
     Mastodon(RawMastodon),
     Reddit(RawReddit),
     X(RawX),
+    Feed(RawFeed),
 }
 
 /// The keys every connector kind has.
@@ -86,6 +88,7 @@ impl RawConnector {
             RawConnector::Mastodon(r) => common!(r),
             RawConnector::Reddit(r) => common!(r),
             RawConnector::X(r) => common!(r),
+            RawConnector::Feed(r) => common!(r),
         }
     }
 }
@@ -281,6 +284,7 @@ pub enum ConnectorKind {
     Mastodon(MastodonSettings),
     Reddit(RedditSettings),
     X(XSettings),
+    Feed(FeedSettings),
 }
 
 impl ConnectorKind {
@@ -297,6 +301,7 @@ impl ConnectorKind {
             ConnectorKind::Mastodon(_) => "mastodon",
             ConnectorKind::Reddit(_) => "reddit",
             ConnectorKind::X(_) => "x",
+            ConnectorKind::Feed(_) => "feed",
         }
     }
 
@@ -315,6 +320,7 @@ impl ConnectorKind {
             ConnectorKind::Helpscout(_) | ConnectorKind::Reddit(_) => &["client_secret"],
             ConnectorKind::Bluesky(_) => &["app_password"],
             ConnectorKind::X(_) => &["bearer_token"],
+            ConnectorKind::Feed(_) => &[],
         }
     }
 }
@@ -617,6 +623,7 @@ pub(super) fn connectors(
             RawConnector::Mastodon(m) => super::social::mastodon(&at, m, location_ids, problems),
             RawConnector::Reddit(r) => super::social::reddit(&at, r, location_ids, problems),
             RawConnector::X(x) => super::social::x(&at, x, location_ids, problems),
+            RawConnector::Feed(f) => super::feed::feed(&at, f, location_ids, problems),
         };
         if let Some(kind) = kind {
             out.push(ConnectorConfig {

@@ -6,6 +6,7 @@
 //! (see [`Overrides`]).
 
 mod daemon;
+mod feed;
 mod http;
 mod indicators;
 mod secret;
@@ -17,6 +18,7 @@ pub use daemon::{
     GoogleSettings, HelpscoutSettings, HttpSettings, IntercomSettings, SchedulerConfig,
     TypeformSettings, ZendeskAuth, ZendeskCsat, ZendeskSettings,
 };
+pub use feed::{FeedSettings, FeedSource};
 pub use http::{ApiToken, HttpConfig, Scope};
 pub use secret::{Secret, redact_url};
 pub use social::{

@@ -54,9 +54,13 @@ pub struct Http {
     settings: HttpSettings,
 }
 
-/// A response the connector reads (status 2xx), with its headers.
+/// A response the connector reads (status 2xx, or 304 to a conditional request), with its
+/// headers.
 #[derive(Debug)]
 pub struct Response {
+    /// 2xx, or 304 Not Modified (only ever sent to a request with `If-None-Match` or
+    /// `If-Modified-Since`, which only the feed connector sends).
+    pub status: u16,
     pub headers: HeaderMap,
     pub body: String,
 }
@@ -168,7 +172,7 @@ impl Http {
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    if status.is_success() {
+                    if status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED {
                         let text = tokio::select! {
                             t = resp.text() => t.map_err(|e| ConnectorError::Network {
                                 request: label.to_string(),
@@ -177,6 +181,7 @@ impl Http {
                             _ = cx.stop.cancelled() => return Err(ConnectorError::Stopped),
                         };
                         return Ok(Response {
+                            status: status.as_u16(),
                             headers,
                             body: text,
                         });

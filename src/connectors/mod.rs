@@ -21,11 +21,13 @@
 //! (conversations by `updated_at` search), [`typeform`] (form responses by `after` token),
 //! [`google`] (Business Profile reviews, newest first), the social mention sources
 //! [`bluesky`], [`mastodon`], [`reddit`] and [`x`] (their shared query cursor and pacing in
-//! [`social`]). Adding a connector is one module plus one arm of
-//! [`crate::config::ConnectorKind`] and of [`build`].
+//! [`social`]), and RSS/Atom [`feed`]s (conditional GETs, a per-feed high-water mark).
+//! Adding a connector is one module plus one arm of [`crate::config::ConnectorKind`] and
+//! of [`build`].
 
 pub mod bluesky;
 pub mod delighted;
+pub mod feed;
 pub mod files;
 pub mod freshdesk;
 pub mod google;
@@ -155,5 +157,6 @@ pub fn build(config: &ConnectorConfig) -> Result<Box<dyn Connector>, ConnectorEr
         ConnectorKind::Mastodon(m) => Ok(Box::new(mastodon::Mastodon::new(m, &config.http)?)),
         ConnectorKind::Reddit(r) => Ok(Box::new(reddit::Reddit::new(r, &config.http)?)),
         ConnectorKind::X(x) => Ok(Box::new(x::X::new(x, &config.http)?)),
+        ConnectorKind::Feed(f) => Ok(Box::new(feed::Feed::new(f, &config.http)?)),
     }
 }

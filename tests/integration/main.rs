@@ -12,6 +12,7 @@ mod conversations;
 mod daemon;
 mod erasure;
 mod fakes;
+mod feed;
 mod google;
 mod http;
 mod import;

@@ -8,6 +8,7 @@
 
 pub mod decode;
 pub(crate) mod delighted;
+pub mod feed;
 pub mod freshdesk;
 pub mod google;
 pub mod helpscout;
@@ -72,10 +73,11 @@ pub enum Preset {
     MastodonJson,
     RedditJson,
     XJson,
+    FeedJson,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 19] = [
+    pub const ALL: [Preset; 20] = [
         Preset::GenericCsv,
         Preset::GenericJson,
         Preset::ZendeskCsv,
@@ -95,6 +97,7 @@ impl Preset {
         Preset::MastodonJson,
         Preset::RedditJson,
         Preset::XJson,
+        Preset::FeedJson,
     ];
 
     pub fn name(self) -> &'static str {
@@ -118,6 +121,7 @@ impl Preset {
             Preset::MastodonJson => "mastodon-json",
             Preset::RedditJson => "reddit-json",
             Preset::XJson => "x-json",
+            Preset::FeedJson => "feed-json",
         }
     }
 
@@ -142,6 +146,7 @@ impl Preset {
             Preset::MastodonJson => "mastodon",
             Preset::RedditJson => "reddit",
             Preset::XJson => "x",
+            Preset::FeedJson => "feed",
         }
     }
 
@@ -160,9 +165,11 @@ impl Preset {
             | Preset::SurveyMonkeyCsv
             | Preset::TypeformJson => InteractionKind::SurveyResponse,
             Preset::GoogleTakeout => InteractionKind::Review,
-            Preset::BlueskyJson | Preset::MastodonJson | Preset::RedditJson | Preset::XJson => {
-                InteractionKind::Mention
-            }
+            Preset::BlueskyJson
+            | Preset::MastodonJson
+            | Preset::RedditJson
+            | Preset::XJson
+            | Preset::FeedJson => InteractionKind::Mention,
             Preset::GenericCsv | Preset::GenericJson => mapping
                 .and_then(|m| m.kind.as_deref())
                 .and_then(InteractionKind::parse)
@@ -836,6 +843,18 @@ fn record_from_value(
         Preset::MastodonJson => social::mastodon_status(v, &mut rec),
         Preset::RedditJson => social::reddit_thing(v, &mut rec),
         Preset::XJson => social::x_post(v, &mut rec),
+        Preset::FeedJson => {
+            if let Err(p) = feed::entry_record(v, &mut rec) {
+                return Item::Reject(RowError {
+                    origin: origin.to_string(),
+                    line,
+                    field: Some(p.field),
+                    expected: p.expected,
+                    message: p.message,
+                    raw: raw.to_string(),
+                });
+            }
+        }
         Preset::GenericJson
         | Preset::GenericCsv
         | Preset::ZendeskCsv

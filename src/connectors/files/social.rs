@@ -313,13 +313,23 @@ pub fn page_items(preset: super::Preset, v: &Value) -> Option<Vec<Value>> {
 
 /// Mastodon's sanitised status HTML (`p`, `br`, `a`, `span`) as plain text: paragraphs
 /// become blank lines, `<br>` a line break, links their text (the full URL: Mastodon
-/// hides parts of it in `invisible` spans), and no markup survives.
+/// hides parts of it in `invisible` spans), and no markup survives. Feeds share it: script
+/// and style bodies are dropped.
 pub fn html_to_text(html: &str) -> String {
     let doc = scraper::Html::parse_fragment(html);
     let mut out = String::new();
     for node in doc.tree.root().descendants() {
         match node.value() {
-            scraper::Node::Text(t) => out.push_str(t),
+            // Script and style bodies (feeds carry arbitrary HTML) are not text.
+            scraper::Node::Text(t)
+                if !node.ancestors().any(|a| {
+                    a.value()
+                        .as_element()
+                        .is_some_and(|e| matches!(e.name(), "script" | "style"))
+                }) =>
+            {
+                out.push_str(t)
+            }
             scraper::Node::Element(e) => match e.name() {
                 "br" => out.push('\n'),
                 "p" | "div" | "blockquote" | "li" | "pre" if !out.trim().is_empty() => {
