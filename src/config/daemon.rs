@@ -1,6 +1,7 @@
 //! The daemon's sections: `[scheduler]` and the `[[connector]]` tables.
 
 use super::Secret;
+pub(super) use super::jsonld::RawJsonld;
 use super::social::{BlueskySettings, MastodonSettings, RedditSettings, XSettings};
 pub(super) use super::social::{RawBluesky, RawMastodon, RawReddit, RawX};
 use crate::schedule::Schedule;
@@ -46,6 +47,7 @@ pub(super) enum RawConnector {
     Mastodon(RawMastodon),
     Reddit(RawReddit),
     X(RawX),
+    Jsonld(RawJsonld),
 }
 
 /// The keys every connector kind has.
@@ -86,6 +88,7 @@ impl RawConnector {
             RawConnector::Mastodon(r) => common!(r),
             RawConnector::Reddit(r) => common!(r),
             RawConnector::X(r) => common!(r),
+            RawConnector::Jsonld(r) => common!(r),
         }
     }
 }
@@ -281,6 +284,7 @@ pub enum ConnectorKind {
     Mastodon(MastodonSettings),
     Reddit(RedditSettings),
     X(XSettings),
+    Jsonld(super::JsonldSettings),
 }
 
 impl ConnectorKind {
@@ -297,6 +301,7 @@ impl ConnectorKind {
             ConnectorKind::Mastodon(_) => "mastodon",
             ConnectorKind::Reddit(_) => "reddit",
             ConnectorKind::X(_) => "x",
+            ConnectorKind::Jsonld(_) => "jsonld",
         }
     }
 }
@@ -599,6 +604,7 @@ pub(super) fn connectors(
             RawConnector::Mastodon(m) => super::social::mastodon(&at, m, location_ids, problems),
             RawConnector::Reddit(r) => super::social::reddit(&at, r, location_ids, problems),
             RawConnector::X(x) => super::social::x(&at, x, location_ids, problems),
+            RawConnector::Jsonld(j) => super::jsonld::jsonld(&at, j, location_ids, problems),
         };
         if let Some(kind) = kind {
             out.push(ConnectorConfig {

@@ -8,6 +8,7 @@
 mod daemon;
 mod http;
 mod indicators;
+mod jsonld;
 mod secret;
 mod social;
 mod watch;
@@ -18,6 +19,7 @@ pub use daemon::{
     TypeformSettings, ZendeskAuth, ZendeskCsat, ZendeskSettings,
 };
 pub use http::{ApiToken, HttpConfig, Scope};
+pub use jsonld::{JsonldPage, JsonldSettings};
 pub use secret::{Secret, redact_url};
 pub use social::{
     BlueskySettings, MastodonSettings, RedditAuth, RedditSettings, SocialQuery, XSettings,

@@ -21,7 +21,8 @@
 //! (conversations by `updated_at` search), [`typeform`] (form responses by `after` token),
 //! [`google`] (Business Profile reviews, newest first). Adding a connector is one module
 //! responses by `updated_since`), the social mention sources [`bluesky`], [`mastodon`],
-//! [`reddit`] and [`x`] (their shared query cursor and pacing in [`social`]). Adding a
+//! [`reddit`] and [`x`] (their shared query cursor and pacing in [`social`]), [`jsonld`]
+//! (schema.org reviews on the business's own pages, behind [`robots`]: RFC 9309). Adding a
 //! connector is one module
 //! plus one arm of [`crate::config::ConnectorKind`] and of [`build`].
 
@@ -33,8 +34,10 @@ pub mod google;
 pub mod helpscout;
 pub mod http;
 pub mod intercom;
+pub mod jsonld;
 pub mod mastodon;
 pub mod reddit;
+pub mod robots;
 pub mod social;
 pub mod typeform;
 pub mod window;
@@ -138,5 +141,6 @@ pub fn build(config: &ConnectorConfig) -> Result<Box<dyn Connector>, ConnectorEr
         ConnectorKind::Mastodon(m) => Ok(Box::new(mastodon::Mastodon::new(m, &config.http)?)),
         ConnectorKind::Reddit(r) => Ok(Box::new(reddit::Reddit::new(r, &config.http)?)),
         ConnectorKind::X(x) => Ok(Box::new(x::X::new(x, &config.http)?)),
+        ConnectorKind::Jsonld(j) => Ok(Box::new(jsonld::Jsonld::new(j, &config.http)?)),
     }
 }

@@ -12,6 +12,7 @@ pub mod freshdesk;
 pub mod google;
 pub mod helpscout;
 pub(crate) mod intercom;
+pub mod jsonld;
 pub mod mapping;
 pub(crate) mod social;
 mod surveys;
@@ -72,10 +73,11 @@ pub enum Preset {
     MastodonJson,
     RedditJson,
     XJson,
+    Jsonld,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 19] = [
+    pub const ALL: [Preset; 20] = [
         Preset::GenericCsv,
         Preset::GenericJson,
         Preset::ZendeskCsv,
@@ -95,6 +97,7 @@ impl Preset {
         Preset::MastodonJson,
         Preset::RedditJson,
         Preset::XJson,
+        Preset::Jsonld,
     ];
 
     pub fn name(self) -> &'static str {
@@ -118,6 +121,7 @@ impl Preset {
             Preset::MastodonJson => "mastodon-json",
             Preset::RedditJson => "reddit-json",
             Preset::XJson => "x-json",
+            Preset::Jsonld => "jsonld",
         }
     }
 
@@ -142,6 +146,7 @@ impl Preset {
             Preset::MastodonJson => "mastodon",
             Preset::RedditJson => "reddit",
             Preset::XJson => "x",
+            Preset::Jsonld => "jsonld",
         }
     }
 
@@ -159,7 +164,7 @@ impl Preset {
             | Preset::QualtricsCsv
             | Preset::SurveyMonkeyCsv
             | Preset::TypeformJson => InteractionKind::SurveyResponse,
-            Preset::GoogleTakeout => InteractionKind::Review,
+            Preset::GoogleTakeout | Preset::Jsonld => InteractionKind::Review,
             Preset::BlueskyJson | Preset::MastodonJson | Preset::RedditJson | Preset::XJson => {
                 InteractionKind::Mention
             }
@@ -836,6 +841,18 @@ fn record_from_value(
         Preset::MastodonJson => social::mastodon_status(v, &mut rec),
         Preset::RedditJson => social::reddit_thing(v, &mut rec),
         Preset::XJson => social::x_post(v, &mut rec),
+        Preset::Jsonld => {
+            if let Err(p) = jsonld::review_record(v, &mut rec) {
+                return Item::Reject(RowError {
+                    origin: origin.to_string(),
+                    line,
+                    field: Some(p.field),
+                    expected: p.expected,
+                    message: p.message,
+                    raw: raw.to_string(),
+                });
+            }
+        }
         Preset::GenericJson
         | Preset::GenericCsv
         | Preset::ZendeskCsv
