@@ -15,6 +15,7 @@ mod fakes;
 mod google;
 mod http;
 mod import;
+mod jsonld;
 mod learn;
 mod metrics;
 mod schedule;
