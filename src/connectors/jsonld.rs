@@ -515,6 +515,47 @@ mod tests {
         }
     }
 
+    /// A Crawl-delay longer than max_wait_secs waits max_wait_secs.
+    #[tokio::test]
+    async fn crawl_delay_is_capped_by_max_wait() {
+        let http = HttpSettings {
+            timeout: Duration::from_secs(5),
+            max_retries: 0,
+            max_wait: Duration::from_millis(300),
+        };
+        let settings = JsonldSettings {
+            product_token: "Tideline".into(),
+            user_agent: "Tideline/0 (test)".into(),
+            pages: vec![],
+        };
+        let j = Jsonld::new(&settings, &http).unwrap();
+        let cx = FetchContext::new(
+            "t",
+            Arc::new(crate::metrics::Metrics::new()),
+            Default::default(),
+        );
+        let t = Instant::now();
+        j.pace("http://a.example", Some(3600.0), &cx).await.unwrap();
+        assert!(
+            t.elapsed() < Duration::from_millis(50),
+            "no wait before the first request"
+        );
+        j.note_request("http://a.example");
+        j.pace("http://a.example", Some(3600.0), &cx).await.unwrap();
+        let waited = t.elapsed();
+        assert!(
+            waited >= Duration::from_millis(290) && waited < Duration::from_millis(800),
+            "{waited:?}"
+        );
+        let t = Instant::now();
+        j.pace("http://b.example", Some(3600.0), &cx).await.unwrap();
+        j.pace("http://a.example", None, &cx).await.unwrap();
+        assert!(
+            t.elapsed() < Duration::from_millis(50),
+            "other origins and no delay do not wait"
+        );
+    }
+
     #[test]
     fn blocks_are_read_and_a_broken_one_is_a_reject() {
         let html = r#"<html><head>

@@ -188,7 +188,7 @@ impl Robots {
         let named: Vec<&Group> = self
             .groups
             .iter()
-            .filter(|g| g.agents.iter().any(|a| *a == token))
+            .filter(|g| g.agents.contains(&token))
             .collect();
         if !named.is_empty() {
             return named;
@@ -300,7 +300,7 @@ pub fn normalize(s: &str) -> String {
             i += 3;
             continue;
         }
-        if c >= 0x80 || c < 0x20 || c == b' ' {
+        if !(0x21..0x80).contains(&c) {
             out.push_str(&format!("%{c:02X}"));
         } else {
             out.push(c as char);

@@ -365,6 +365,29 @@ mod tests {
         assert!(reviews_in(&deep).0.is_empty());
     }
 
+    /// A quarantined review replays with the `jsonld` preset into the same record.
+    #[test]
+    fn the_preset_replays_a_kept_review() {
+        use super::super::{Item, Preset, record_from_raw};
+        let raw = json!({"@type": "Review", "@id": "https://a.example/#r9", "datePublished": "2025-05-01",
+            "reviewBody": "Fine", "reviewRating": {"ratingValue": 3}, "x-extra": [1, 2],
+            "_tideline": {"page": "https://a.example/", "script": 1, "review": 1, "location": "hamburg"}})
+        .to_string();
+        let Item::Record(r) = record_from_raw(&raw, "q", Some(1), Preset::Jsonld, None) else {
+            panic!("not a record");
+        };
+        assert_eq!(r.fields[&Field::ExternalId], "https://a.example/#r9");
+        assert_eq!(r.fields[&Field::Stars], "3");
+        assert_eq!(r.fields[&Field::Location], "hamburg");
+        assert_eq!(r.raw, raw);
+        let bad = json!({"@type": "Review", "reviewBody": "x"}).to_string();
+        let Item::Reject(e) = record_from_raw(&bad, "q", Some(1), Preset::Jsonld, None) else {
+            panic!("not a reject");
+        };
+        assert_eq!(e.field.as_deref(), Some("datePublished"));
+        assert_eq!(Preset::parse("jsonld"), Some(Preset::Jsonld));
+    }
+
     #[test]
     fn ratings_are_normalized_to_stars() {
         assert_eq!(stars(5.0, 5.0, 1.0), Some(5.0));
