@@ -277,10 +277,14 @@ impl Jsonld {
                 (Robots::allow_all(), None)
             }
             // 5xx, 429, no answer: "unreachable", nothing is allowed (section 2.3.1.4).
+            // The error may quote the site's answer: one line, bounded, in the log.
             Err(e) => (
                 Robots::disallow_all(),
-                Some(format!(
-                    "{e}; RFC 9309 treats an unreachable robots.txt as disallowing the whole site"
+                Some(crate::outputs::one_line(
+                    &format!(
+                        "{e}; RFC 9309 treats an unreachable robots.txt as disallowing the whole site"
+                    ),
+                    600,
                 )),
             ),
         };
