@@ -48,6 +48,8 @@ struct Site {
     pages: Arc<Mutex<HashMap<String, String>>>,
     troubles: Arc<Mutex<HashMap<String, VecDeque<Trouble>>>>,
     hits: Arc<Mutex<Vec<Hit>>>,
+    /// robots.txt redirects through `/hop/N` ... `/hop/0` (N + 1 redirects) to the rules.
+    hops: Arc<Mutex<Option<usize>>>,
 }
 
 impl Site {
@@ -89,6 +91,25 @@ async fn handle(State(site): State<Site>, uri: Uri, headers: HeaderMap) -> Respo
         if_none_match: header(&headers, "if-none-match").map(str::to_string),
         if_modified_since: header(&headers, "if-modified-since").map(str::to_string),
     });
+    let hops = *site.hops.lock().unwrap();
+    if let Some(n) = hops {
+        let next = match path.strip_prefix("/hop/") {
+            Some(k) => k.parse::<usize>().unwrap().checked_sub(1),
+            None if path == "/robots.txt" => Some(n),
+            None => None,
+        };
+        if let Some(k) = next {
+            return (
+                StatusCode::MOVED_PERMANENTLY,
+                [("location", format!("/hop/{k}"))],
+            )
+                .into_response();
+        }
+        if path.starts_with("/hop/") {
+            let text = site.robots.lock().unwrap().clone().unwrap().unwrap();
+            return (StatusCode::OK, text).into_response();
+        }
+    }
     if path == "/robots.txt" {
         return match site.robots.lock().unwrap().clone() {
             Some(Ok(text)) => {
@@ -594,7 +615,70 @@ async fn jsonld_unreachable_robots_error_pages_and_the_binary(db: TestDb) {
     );
 }
 
+/// robots.txt behind five redirects is read; behind six it counts as unreachable, and
+/// the site is not fetched at all.
+async fn jsonld_robots_redirects_are_followed_five_hops(db: TestDb) {
+    let mut bases = Vec::new();
+    let mut sites = Vec::new();
+    for hops in [4, 5] {
+        let site = Site::default();
+        *site.hops.lock().unwrap() = Some(hops);
+        *site.robots.lock().unwrap() = Some(Ok("User-agent: *\nDisallow: /plain/private\n".into()));
+        {
+            let mut p = site.pages.lock().unwrap();
+            p.insert("/plain/ok".into(), business_page());
+            p.insert("/plain/private".into(), business_page());
+        }
+        bases.push(start(site.clone()).await);
+        sites.push(site);
+    }
+    let pages: Vec<(String, Option<&str>)> = bases
+        .iter()
+        .flat_map(|b| {
+            [
+                (format!("{b}/plain/ok"), None),
+                (format!("{b}/plain/private"), None),
+            ]
+        })
+        .collect();
+    let config = config(&db, &connector("site", &pages, "max_retries = 0\n"));
+    let report = fakes::sync(&db, &config, Arc::new(Metrics::new()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.pages, report.fetched, report.inserted),
+        (4, 1, 1),
+        "{report}"
+    );
+    // Five redirects: the rules were read, the allowed page fetched, the other not.
+    let paths: Vec<String> = sites[0]
+        .page_hits()
+        .iter()
+        .map(|h| h.path.clone())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/hop/4",
+            "/hop/3",
+            "/hop/2",
+            "/hop/1",
+            "/hop/0",
+            "/plain/ok"
+        ]
+    );
+    // Six: too many; nothing of the site is fetched.
+    assert!(
+        sites[1]
+            .page_hits()
+            .iter()
+            .all(|h| h.path.starts_with("/hop/"))
+    );
+    assert!(sites[1].hits("/hop/0").is_empty());
+}
+
 on_both_backends!(
     jsonld_robots_shapes_waits_and_rerun,
-    jsonld_unreachable_robots_error_pages_and_the_binary
+    jsonld_unreachable_robots_error_pages_and_the_binary,
+    jsonld_robots_redirects_are_followed_five_hops
 );
