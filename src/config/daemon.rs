@@ -2,6 +2,7 @@
 
 use super::Secret;
 use super::feed::{FeedSettings, RawFeed};
+pub(super) use super::jsonld::RawJsonld;
 use super::social::{BlueskySettings, MastodonSettings, RedditSettings, XSettings};
 pub(super) use super::social::{RawBluesky, RawMastodon, RawReddit, RawX};
 use crate::schedule::Schedule;
@@ -48,6 +49,7 @@ pub(super) enum RawConnector {
     Reddit(RawReddit),
     X(RawX),
     Feed(RawFeed),
+    Jsonld(RawJsonld),
 }
 
 /// The keys every connector kind has.
@@ -89,6 +91,7 @@ impl RawConnector {
             RawConnector::Reddit(r) => common!(r),
             RawConnector::X(r) => common!(r),
             RawConnector::Feed(r) => common!(r),
+            RawConnector::Jsonld(r) => common!(r),
         }
     }
 }
@@ -285,6 +288,7 @@ pub enum ConnectorKind {
     Reddit(RedditSettings),
     X(XSettings),
     Feed(FeedSettings),
+    Jsonld(super::JsonldSettings),
 }
 
 impl ConnectorKind {
@@ -302,6 +306,7 @@ impl ConnectorKind {
             ConnectorKind::Reddit(_) => "reddit",
             ConnectorKind::X(_) => "x",
             ConnectorKind::Feed(_) => "feed",
+            ConnectorKind::Jsonld(_) => "jsonld",
         }
     }
 
@@ -320,7 +325,7 @@ impl ConnectorKind {
             ConnectorKind::Helpscout(_) | ConnectorKind::Reddit(_) => &["client_secret"],
             ConnectorKind::Bluesky(_) => &["app_password"],
             ConnectorKind::X(_) => &["bearer_token"],
-            ConnectorKind::Feed(_) => &[],
+            ConnectorKind::Feed(_) | ConnectorKind::Jsonld(_) => &[],
         }
     }
 }
@@ -624,6 +629,7 @@ pub(super) fn connectors(
             RawConnector::Reddit(r) => super::social::reddit(&at, r, location_ids, problems),
             RawConnector::X(x) => super::social::x(&at, x, location_ids, problems),
             RawConnector::Feed(f) => super::feed::feed(&at, f, location_ids, problems),
+            RawConnector::Jsonld(j) => super::jsonld::jsonld(&at, j, location_ids, problems),
         };
         if let Some(kind) = kind {
             out.push(ConnectorConfig {

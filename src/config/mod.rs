@@ -9,6 +9,7 @@ mod daemon;
 mod feed;
 mod http;
 mod indicators;
+mod jsonld;
 mod secret;
 mod social;
 mod watch;
@@ -20,6 +21,7 @@ pub use daemon::{
 };
 pub use feed::{FeedSettings, FeedSource};
 pub use http::{ApiToken, HttpConfig, Scope};
+pub use jsonld::{JsonldPage, JsonldSettings};
 pub use secret::{Secret, redact_url};
 pub use social::{
     BlueskySettings, MastodonSettings, RedditAuth, RedditSettings, SocialQuery, XSettings,

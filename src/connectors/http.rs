@@ -88,6 +88,23 @@ impl Http {
         })
     }
 
+    /// A client for crawling pages: like [`Http::new`], but a redirect chain longer than
+    /// `max_redirects` hops is an error (RFC 9309 asks crawlers to follow at least five for
+    /// robots.txt; pages get the same limit).
+    pub fn crawler(settings: &HttpSettings, max_redirects: usize) -> Result<Http, ConnectorError> {
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::limited(max_redirects))
+            .build()
+            .map_err(|e| ConnectorError::Setup(e.to_string()))?;
+        Ok(Http {
+            client,
+            settings: settings.clone(),
+        })
+    }
+
     /// The longest wait a vendor may impose (`max_wait_secs`).
     pub fn max_wait(&self) -> Duration {
         self.settings.max_wait

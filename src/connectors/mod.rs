@@ -21,9 +21,10 @@
 //! (conversations by `updated_at` search), [`typeform`] (form responses by `after` token),
 //! [`google`] (Business Profile reviews, newest first), the social mention sources
 //! [`bluesky`], [`mastodon`], [`reddit`] and [`x`] (their shared query cursor and pacing in
-//! [`social`]), and RSS/Atom [`feed`]s (conditional GETs, a per-feed high-water mark).
-//! Adding a connector is one module plus one arm of [`crate::config::ConnectorKind`] and
-//! of [`build`].
+//! [`social`]), RSS/Atom [`feed`]s (conditional GETs, a per-feed high-water mark) and
+//! [`jsonld`] (schema.org reviews on the business's own pages, behind [`robots`]: RFC
+//! 9309). Adding a connector is one module plus one arm of
+//! [`crate::config::ConnectorKind`] and of [`build`].
 
 pub mod bluesky;
 pub mod delighted;
@@ -34,8 +35,10 @@ pub mod google;
 pub mod helpscout;
 pub mod http;
 pub mod intercom;
+pub mod jsonld;
 pub mod mastodon;
 pub mod reddit;
+pub mod robots;
 pub mod social;
 pub mod typeform;
 pub mod window;
@@ -158,5 +161,6 @@ pub fn build(config: &ConnectorConfig) -> Result<Box<dyn Connector>, ConnectorEr
         ConnectorKind::Reddit(r) => Ok(Box::new(reddit::Reddit::new(r, &config.http)?)),
         ConnectorKind::X(x) => Ok(Box::new(x::X::new(x, &config.http)?)),
         ConnectorKind::Feed(f) => Ok(Box::new(feed::Feed::new(f, &config.http)?)),
+        ConnectorKind::Jsonld(j) => Ok(Box::new(jsonld::Jsonld::new(j, &config.http)?)),
     }
 }

@@ -16,6 +16,7 @@ mod feed;
 mod google;
 mod http;
 mod import;
+mod jsonld;
 mod learn;
 mod metrics;
 mod schedule;

@@ -13,6 +13,7 @@ pub mod freshdesk;
 pub mod google;
 pub mod helpscout;
 pub(crate) mod intercom;
+pub mod jsonld;
 pub mod mapping;
 pub(crate) mod social;
 mod surveys;
@@ -74,10 +75,11 @@ pub enum Preset {
     RedditJson,
     XJson,
     FeedJson,
+    Jsonld,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 20] = [
+    pub const ALL: [Preset; 21] = [
         Preset::GenericCsv,
         Preset::GenericJson,
         Preset::ZendeskCsv,
@@ -98,6 +100,7 @@ impl Preset {
         Preset::RedditJson,
         Preset::XJson,
         Preset::FeedJson,
+        Preset::Jsonld,
     ];
 
     pub fn name(self) -> &'static str {
@@ -122,6 +125,7 @@ impl Preset {
             Preset::RedditJson => "reddit-json",
             Preset::XJson => "x-json",
             Preset::FeedJson => "feed-json",
+            Preset::Jsonld => "jsonld",
         }
     }
 
@@ -147,6 +151,7 @@ impl Preset {
             Preset::RedditJson => "reddit",
             Preset::XJson => "x",
             Preset::FeedJson => "feed",
+            Preset::Jsonld => "jsonld",
         }
     }
 
@@ -164,7 +169,7 @@ impl Preset {
             | Preset::QualtricsCsv
             | Preset::SurveyMonkeyCsv
             | Preset::TypeformJson => InteractionKind::SurveyResponse,
-            Preset::GoogleTakeout => InteractionKind::Review,
+            Preset::GoogleTakeout | Preset::Jsonld => InteractionKind::Review,
             Preset::BlueskyJson
             | Preset::MastodonJson
             | Preset::RedditJson
@@ -845,6 +850,18 @@ fn record_from_value(
         Preset::XJson => social::x_post(v, &mut rec),
         Preset::FeedJson => {
             if let Err(p) = feed::entry_record(v, &mut rec) {
+                return Item::Reject(RowError {
+                    origin: origin.to_string(),
+                    line,
+                    field: Some(p.field),
+                    expected: p.expected,
+                    message: p.message,
+                    raw: raw.to_string(),
+                });
+            }
+        }
+        Preset::Jsonld => {
+            if let Err(p) = jsonld::review_record(v, &mut rec) {
                 return Item::Reject(RowError {
                     origin: origin.to_string(),
                     line,
