@@ -58,6 +58,32 @@ enum Command {
         #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
         format: SummaryFormat,
     },
+    /// The local reputation report of a period against the one before it: per location
+    /// (or all, with the portfolio ranking) indicators with sample sizes, reviews and
+    /// response times, sentiment per language and channel, rising topics, changes with
+    /// their evidence, reviews waiting for an answer.
+    Report {
+        /// One configured location.
+        #[arg(long, conflicts_with = "all")]
+        location: Option<String>,
+        /// Every configured location (the default).
+        #[arg(long)]
+        all: bool,
+        /// First local date (YYYY-MM-DD), with --to.
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// Last local date, included.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// last-<N>d (today included), or the last complete week, month, quarter or year.
+        #[arg(long, default_value = "last-30d")]
+        period: String,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+        format: ReportFormat,
+        /// Where to write it (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Connectors and other sources: last run, counts and health.
     Sources {
         #[command(subcommand)]
@@ -245,6 +271,12 @@ enum SentimentCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum ReportFormat {
+    Json,
+    Csv,
 }
 
 #[derive(Subcommand, Debug)]
@@ -485,6 +517,61 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run => run_daemon(config, cli.config.clone(), overrides).await,
         Command::Sync { names, format } => sync_once(&config, &names, format).await,
         Command::Watch { names, format } => watch_once(&config, &names, format).await,
+        Command::Report {
+            location,
+            all: _,
+            from,
+            to,
+            period,
+            format,
+            out,
+        } => {
+            use tideline::outputs::indicators as ind;
+            let period = match (from, to) {
+                (Some(a), Some(b)) => {
+                    let date = |s: &str| {
+                        ind::parse_date(s)
+                            .with_context(|| format!("`{s}` is not a date; use YYYY-MM-DD"))
+                    };
+                    let (a, b) = (date(&a)?, date(&b)?);
+                    if b < a {
+                        bail!("--to {b} is before --from {a}");
+                    }
+                    tideline::pipeline::indicators::PeriodSpec::Dates(a, b)
+                }
+                _ => ind::parse_period(&period)?,
+            };
+            let scope = match location {
+                Some(id) => ind::Scope::Location(id),
+                None => ind::Scope::AllLocations,
+            };
+            let store = open_store(&config).await?;
+            let now = chrono::Utc::now().timestamp_millis();
+            let report = tideline::outputs::report::build(
+                store.as_ref(),
+                &config,
+                &tideline::outputs::report::ReportRequest { scope, period },
+                now,
+            )
+            .await?;
+            let text = match format {
+                ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+                ReportFormat::Csv => tideline::outputs::report::csv::render(&report)?,
+            };
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!(
+                        "report of {} locations written to {}",
+                        report.locations.len(),
+                        path.display()
+                    );
+                }
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sources {
             command: SourcesCommand::Status { format },
         } => {

@@ -6,6 +6,7 @@ pub mod customer;
 pub mod http;
 pub mod indicators;
 pub mod quarantine;
+pub mod report;
 pub mod sources;
 pub mod summary;
 pub mod timeline;

@@ -541,6 +541,40 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         f: &IndicatorFilter,
     ) -> Result<Vec<crate::pipeline::indicators::IndicatorRow>>;
+
+    /// What a reputation report reads of the interactions (owner replies excluded) of one
+    /// location (all when `None`) that occurred in `[from_ms, until_ms)`: kind, channel,
+    /// scores, language, topics, and the first 600 characters of the text. Each carries
+    /// the time of its first reply, whenever that came.
+    async fn report_rows(
+        &self,
+        location_id: Option<&str>,
+        from_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<ReportRow>>;
+}
+
+/// One interaction as a report reads it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportRow {
+    pub id: i64,
+    pub source: String,
+    pub external_id: String,
+    pub kind: String,
+    pub occurred_at_ms: i64,
+    pub location_id: Option<String>,
+    pub author_name: Option<String>,
+    /// The first 600 characters.
+    pub text: Option<String>,
+    pub language: Option<String>,
+    pub sentiment: Option<f64>,
+    pub sentiment_label: Option<String>,
+    pub stars: Option<f64>,
+    pub url: Option<String>,
+    /// Topics the text talks about, with the sentiment toward each where clear.
+    pub aspects: Vec<crate::pipeline::sentiment::AspectScore>,
+    /// When the first reply to it was written (owner replies: response rate and time).
+    pub replied_at_ms: Option<i64>,
 }
 
 /// Which interactions an indicator report reads.

@@ -2044,6 +2044,71 @@ macro_rules! impl_store {
                 Ok(by.into_values().collect())
             }
 
+            async fn report_rows(
+                &self,
+                location_id: Option<&str>,
+                from_ms: i64,
+                until_ms: i64,
+            ) -> Result<Vec<ReportRow>> {
+                // Replies may come after the period: every reply since its start counts.
+                let mut replied: HashMap<(String, String), i64> = HashMap::new();
+                for r in sqlx::query(
+                    "SELECT source, parent_external_id, MIN(occurred_at_ms) AS at FROM interactions \
+                     WHERE kind = 'reply' AND parent_external_id IS NOT NULL \
+                     AND occurred_at_ms >= $1 AND ($2 IS NULL OR location_id = $2) \
+                     GROUP BY source, parent_external_id",
+                )
+                .bind(from_ms)
+                .bind(location_id)
+                .fetch_all(&self.pool)
+                .await?
+                {
+                    replied.insert(
+                        (r.try_get("source")?, r.try_get("parent_external_id")?),
+                        r.try_get("at")?,
+                    );
+                }
+                let rows = sqlx::query(
+                    "SELECT id, source, external_id, kind, occurred_at_ms, location_id, author_name, \
+                     substr(text, 1, 600) AS text, language, sentiment, sentiment_label, stars, url, \
+                     aspects FROM interactions WHERE kind <> 'reply' \
+                     AND occurred_at_ms >= $1 AND occurred_at_ms < $2 \
+                     AND ($3 IS NULL OR location_id = $3) ORDER BY occurred_at_ms, id",
+                )
+                .bind(from_ms)
+                .bind(until_ms)
+                .bind(location_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let source: String = r.try_get("source")?;
+                        let external_id: String = r.try_get("external_id")?;
+                        let aspects: Option<String> = r.try_get("aspects")?;
+                        let replied_at_ms = replied.get(&(source.clone(), external_id.clone())).copied();
+                        Ok(ReportRow {
+                            id: r.try_get("id")?,
+                            kind: r.try_get("kind")?,
+                            occurred_at_ms: r.try_get("occurred_at_ms")?,
+                            location_id: r.try_get("location_id")?,
+                            author_name: r.try_get("author_name")?,
+                            text: r.try_get("text")?,
+                            language: r.try_get("language")?,
+                            sentiment: r.try_get("sentiment")?,
+                            sentiment_label: r.try_get("sentiment_label")?,
+                            stars: r.try_get("stars")?,
+                            url: r.try_get("url")?,
+                            aspects: aspects
+                                .and_then(|a| serde_json::from_str(&a).ok())
+                                .unwrap_or_default(),
+                            replied_at_ms,
+                            source,
+                            external_id,
+                        })
+                    })
+                    .collect()
+            }
+
             // --- indicators ---
             async fn indicator_rows(
                 &self,

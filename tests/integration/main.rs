@@ -19,6 +19,7 @@ mod import;
 mod jsonld;
 mod learn;
 mod metrics;
+mod report;
 mod schedule;
 mod social;
 mod sources;

@@ -1,0 +1,383 @@
+//! `tideline report` on a small fixture whose numbers are computed by hand, across the
+//! change to summer time in Berlin (2026-03-29), on both backends.
+
+use crate::common::{self, TestDb};
+use crate::on_both_backends;
+use chrono::{NaiveDate, TimeZone};
+use tideline::config::{Config, Overrides};
+use tideline::model::{Interaction, InteractionKind, Sentiment, SentimentLabel};
+use tideline::outputs::indicators::Scope;
+use tideline::outputs::report::{self, ReportRequest};
+use tideline::pipeline::indicators::PeriodSpec;
+use tideline::pipeline::normalize::content_hash;
+use tideline::pipeline::sentiment::AspectScore;
+use tideline::pipeline::sentiment::aspects::Aspect;
+use tideline::store::WriteBatch;
+
+/// Local wall time in Berlin or New York, as UTC milliseconds.
+fn at(tz: chrono_tz::Tz, y: i32, m: u32, d: u32, h: u32, min: u32) -> i64 {
+    tz.from_local_datetime(
+        &NaiveDate::from_ymd_opt(y, m, d)
+            .unwrap()
+            .and_hms_opt(h, min, 0)
+            .unwrap(),
+    )
+    .single()
+    .unwrap()
+    .timestamp_millis()
+}
+
+struct R {
+    id: &'static str,
+    loc: &'static str,
+    at: i64,
+    stars: f64,
+    lang: &'static str,
+    sentiment: f64,
+    aspects: Vec<(Aspect, Option<f64>)>,
+    reply_after_h: Option<i64>,
+}
+
+fn interactions(r: &R) -> Vec<Interaction> {
+    let label = if r.sentiment > 0.2 {
+        SentimentLabel::Positive
+    } else if r.sentiment < -0.2 {
+        SentimentLabel::Negative
+    } else {
+        SentimentLabel::Neutral
+    };
+    let mut review = Interaction {
+        source: "google".into(),
+        external_id: r.id.into(),
+        kind: InteractionKind::Review,
+        parent_external_id: None,
+        occurred_at_ms: r.at,
+        updated_at_ms: Some(r.at),
+        location_id: Some(r.loc.into()),
+        author_name: Some(format!("Author {}", r.id)),
+        identities: vec![],
+        text: Some(format!("Review {}", r.id)),
+        language: Some(r.lang.into()),
+        language_confidence: Some(0.9),
+        stars: Some(r.stars),
+        nps: None,
+        csat: None,
+        ces: None,
+        status: None,
+        sentiment: Some(Sentiment {
+            score: r.sentiment,
+            label,
+            confidence: 0.9,
+            model: "test".into(),
+        }),
+        aspects: r
+            .aspects
+            .iter()
+            .map(|(aspect, sentiment)| AspectScore {
+                aspect: *aspect,
+                sentiment: *sentiment,
+            })
+            .collect(),
+        url: Some(format!("https://example.test/{}", r.id)),
+        raw: "{}".into(),
+        content_hash: String::new(),
+    };
+    review.content_hash = content_hash(&review);
+    let mut out = vec![review.clone()];
+    if let Some(h) = r.reply_after_h {
+        let mut reply = review.clone();
+        reply.external_id = format!("{}#reply", r.id);
+        reply.kind = InteractionKind::Reply;
+        reply.parent_external_id = Some(r.id.into());
+        reply.occurred_at_ms = r.at + h * 3_600_000;
+        reply.stars = None;
+        reply.sentiment = None;
+        reply.aspects = vec![];
+        reply.content_hash = content_hash(&reply);
+        out.push(reply);
+    }
+    out
+}
+
+fn config(db: &TestDb) -> String {
+    format!(
+        r#"
+[storage]
+database_url = "{}"
+[pipeline]
+sentiment_adapt = false
+[[location]]
+id = "berlin"
+name = "Berlin Mitte"
+timezone = "Europe/Berlin"
+country = "DE"
+[[location]]
+id = "nyc"
+name = "New York"
+timezone = "America/New_York"
+country = "US"
+"#,
+        db.url.expose()
+    )
+}
+
+async fn seed(db: &TestDb) {
+    let b = chrono_tz::Europe::Berlin;
+    let n = chrono_tz::America::New_York;
+    let rows = [
+        // Previous period (2026-03-09 .. 03-22 local).
+        R {
+            id: "P1",
+            loc: "berlin",
+            at: at(b, 2026, 3, 10, 12, 0),
+            stars: 3.0,
+            lang: "de",
+            sentiment: 0.0,
+            aspects: vec![(Aspect::Staff, Some(-0.3))],
+            reply_after_h: Some(6),
+        },
+        // 23:30 local on the last day of the previous period (22:30 UTC).
+        R {
+            id: "P2",
+            loc: "berlin",
+            at: at(b, 2026, 3, 22, 23, 30),
+            stars: 4.0,
+            lang: "de",
+            sentiment: 0.4,
+            aspects: vec![],
+            reply_after_h: None,
+        },
+        // Current period (2026-03-23 .. 04-05 local); 00:30 local is 03-22 23:30 UTC.
+        R {
+            id: "R0",
+            loc: "berlin",
+            at: at(b, 2026, 3, 23, 0, 30),
+            stars: 4.0,
+            lang: "en",
+            sentiment: 0.6,
+            aspects: vec![],
+            reply_after_h: None,
+        },
+        R {
+            id: "R1",
+            loc: "berlin",
+            at: at(b, 2026, 3, 24, 10, 0),
+            stars: 5.0,
+            lang: "de",
+            sentiment: 0.8,
+            aspects: vec![(Aspect::Staff, Some(0.7))],
+            reply_after_h: Some(2),
+        },
+        // 01:30 on the night the clocks go forward.
+        R {
+            id: "R2",
+            loc: "berlin",
+            at: at(b, 2026, 3, 29, 1, 30),
+            stars: 1.0,
+            lang: "de",
+            sentiment: -0.7,
+            aspects: vec![(Aspect::WaitTime, Some(-0.8))],
+            reply_after_h: Some(4),
+        },
+        // 23:30 summer time on the last day (21:30 UTC): inside.
+        R {
+            id: "R3",
+            loc: "berlin",
+            at: at(b, 2026, 4, 5, 23, 30),
+            stars: 2.0,
+            lang: "de",
+            sentiment: -0.5,
+            aspects: vec![(Aspect::WaitTime, Some(-0.6)), (Aspect::Staff, None)],
+            reply_after_h: None,
+        },
+        // 00:30 local on 04-06 is still 04-05 in UTC: outside.
+        R {
+            id: "R4",
+            loc: "berlin",
+            at: at(b, 2026, 4, 6, 0, 30),
+            stars: 4.0,
+            lang: "de",
+            sentiment: 0.5,
+            aspects: vec![],
+            reply_after_h: None,
+        },
+        R {
+            id: "N1",
+            loc: "nyc",
+            at: at(n, 2026, 3, 25, 18, 0),
+            stars: 5.0,
+            lang: "en",
+            sentiment: 0.9,
+            aspects: vec![],
+            reply_after_h: Some(1),
+        },
+    ];
+    let all: Vec<Interaction> = rows.iter().flat_map(interactions).collect();
+    db.store
+        .write_batch(WriteBatch {
+            interactions: all,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+fn request(scope: Scope) -> ReportRequest {
+    ReportRequest {
+        scope,
+        period: PeriodSpec::Dates(
+            NaiveDate::from_ymd_opt(2026, 3, 23).unwrap(),
+            NaiveDate::from_ymd_opt(2026, 4, 5).unwrap(),
+        ),
+    }
+}
+
+async fn report_numbers_match_the_hand_computed_fixture(db: TestDb) {
+    seed(&db).await;
+    let config = Config::from_toml(&config(&db), "test", &Overrides::default()).unwrap();
+    let now = at(chrono_tz::UTC, 2026, 4, 20, 0, 0);
+    let r = report::build(
+        db.store.as_ref(),
+        &config,
+        &request(Scope::AllLocations),
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.locations.len(), 2);
+    let berlin = &r.locations[0];
+    assert_eq!(berlin.indicators.location_id.as_deref(), Some("berlin"));
+    assert_eq!(berlin.indicators.period.from.to_string(), "2026-03-23");
+    assert_eq!(
+        berlin.indicators.previous_period.from.to_string(),
+        "2026-03-09"
+    );
+
+    // Reviews: R0-R3 now (R4 is the next local day), P1-P2 before.
+    let (cur, prev) = (&berlin.reviews.current, &berlin.reviews.previous);
+    assert_eq!((cur.reviews, prev.reviews), (4, 2));
+    assert_eq!((cur.responded.count, cur.responded.n), (2, 4));
+    assert_eq!(cur.responded.pct, Some(50.0));
+    assert_eq!(cur.response_time.median_hours, Some(3.0), "2 h and 4 h");
+    assert_eq!(prev.response_time.median_hours, Some(6.0));
+    assert!(cur.responded.small_sample, "4 answers < min_sample");
+    let stars = &berlin.indicators.current.stars;
+    assert_eq!(stars.mean.value, Some(3.0), "(4 + 5 + 1 + 2) / 4");
+    assert_eq!(stars.distribution, [1, 1, 0, 1, 1]);
+    assert_eq!(berlin.indicators.previous.stars.mean.value, Some(3.5));
+
+    // Sentiment per language: de now (0.8 - 0.7 - 0.5) / 3, before (0 + 0.4) / 2.
+    let de = berlin
+        .sentiment_by_language
+        .iter()
+        .find(|g| g.key == "de")
+        .unwrap();
+    let mean = de.current.mean.value.unwrap();
+    assert!((mean - (-0.4 / 3.0)).abs() < 1e-9, "{mean}");
+    assert_eq!(de.current.negative.count, 2);
+    assert!((de.previous.mean.value.unwrap() - 0.2).abs() < 1e-9);
+    let en = berlin
+        .sentiment_by_language
+        .iter()
+        .find(|g| g.key == "en")
+        .unwrap();
+    assert_eq!(en.current.mean.value, Some(0.6));
+    assert_eq!(berlin.sentiment_by_channel[0].key, "google/review");
+
+    // Topics rising in negative feedback: wait_time 0 -> 2 first; staff 1 -> 1.
+    let neg = &berlin.topics_rising_negative;
+    assert_eq!(neg[0].topic, "wait_time");
+    assert_eq!((neg[0].current, neg[0].previous), (2, 0));
+    assert_eq!(neg[1].topic, "staff");
+    assert_eq!((neg[1].current, neg[1].previous), (1, 1));
+    assert_eq!(berlin.topics_rising_positive[0].topic, "staff");
+
+    // Waiting for an answer: R3 (2 stars) first, then the oldest: P2, R0.
+    assert_eq!(berlin.waiting_total, 3);
+    let ids: Vec<&str> = berlin
+        .waiting
+        .iter()
+        .map(|w| w.external_id.as_str())
+        .collect();
+    assert_eq!(ids, ["R3", "P2", "R0"]);
+    assert!(berlin.waiting[0].negative && !berlin.waiting[1].negative);
+
+    // Portfolio: no composite on so few answers, so by name, none moved.
+    let names: Vec<&str> = r.portfolio.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["Berlin Mitte", "New York"]);
+    assert!(r.portfolio.iter().all(|p| p.small_sample && !p.moved));
+    assert_eq!(r.portfolio[1].reviews, 1);
+
+    // CSV: one row per location and metric, numbers as numbers.
+    let csv = report::csv::render(&r).unwrap();
+    assert!(csv.starts_with("location_id,location,period_from,period_until,metric,value,previous,n,previous_n,small_sample\n"));
+    assert!(
+        csv.contains("berlin,Berlin Mitte,2026-03-23,2026-04-06,reviews,4,2,4,2,false\n"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(
+            "berlin,Berlin Mitte,2026-03-23,2026-04-06,review_response_median_hours,3,6,2,1,true\n"
+        ),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("nyc,New York,2026-03-23,2026-04-06,stars_5,1,0,1,0,false\n"),
+        "{csv}"
+    );
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let rows = reader.records().count();
+    assert!(rows > 40, "{rows}");
+}
+
+/// The command writes JSON and CSV files; one location only with --location.
+async fn report_command_writes_json_and_csv(db: TestDb) {
+    seed(&db).await;
+    let cfg = db.dir.path().join("tideline.toml");
+    std::fs::write(&cfg, config(&db)).unwrap();
+    for (format, file) in [("json", "r.json"), ("csv", "r.csv")] {
+        let out = db.dir.path().join(file);
+        let o = common::bin()
+            .arg("--config")
+            .arg(&cfg)
+            .args([
+                "report",
+                "--location",
+                "berlin",
+                "--from",
+                "2026-03-23",
+                "--to",
+                "2026-04-05",
+                "--format",
+                format,
+                "--out",
+            ])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(!text.contains("nyc"), "{text}");
+        if format == "json" {
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["locations"][0]["reviews"]["current"]["reviews"], 4);
+            assert_eq!(v["portfolio"][0]["location_id"], "berlin");
+        } else {
+            assert!(text.contains(",reviews,4,2,"), "{text}");
+        }
+    }
+    let bad = common::bin()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["report", "--location", "paris"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("paris") && err.contains("fix:"), "{err}");
+}
+
+on_both_backends!(
+    report_numbers_match_the_hand_computed_fixture,
+    report_command_writes_json_and_csv
+);
