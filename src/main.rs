@@ -78,8 +78,11 @@ enum Command {
         /// last-<N>d (today included), or the last complete week, month, quarter or year.
         #[arg(long, default_value = "last-30d")]
         period: String,
-        #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+        #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
         format: ReportFormat,
+        /// How many reviews waiting for an answer to list per location.
+        #[arg(long, default_value_t = tideline::outputs::report::WAITING_LIMIT)]
+        waiting: usize,
         /// Where to write it (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -277,6 +280,7 @@ enum SentimentCommand {
 enum ReportFormat {
     Json,
     Csv,
+    Html,
 }
 
 #[derive(Subcommand, Debug)]
@@ -524,6 +528,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             to,
             period,
             format,
+            waiting,
             out,
         } => {
             use tideline::outputs::indicators as ind;
@@ -550,13 +555,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let report = tideline::outputs::report::build(
                 store.as_ref(),
                 &config,
-                &tideline::outputs::report::ReportRequest { scope, period },
+                &tideline::outputs::report::ReportRequest {
+                    scope,
+                    period,
+                    waiting_limit: waiting,
+                },
                 now,
             )
             .await?;
             let text = match format {
                 ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
                 ReportFormat::Csv => tideline::outputs::report::csv::render(&report)?,
+                ReportFormat::Html => tideline::outputs::report::html::render(&report),
             };
             match out {
                 Some(path) => {

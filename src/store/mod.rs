@@ -50,6 +50,42 @@ pub struct QuarantineEntry {
     pub error: RowError,
 }
 
+/// PostgreSQL refuses text with a NUL character (SQLite keeps it, then every reader
+/// trips on it), so one NUL in an imported cell would fail the whole batch. Both backends
+/// store U+FFFD in its place, in every text of the batch: the record is kept, and the
+/// place of the odd byte stays visible.
+pub fn without_nul(batch: &mut WriteBatch) {
+    fn fix(s: &mut String) {
+        if s.contains('\0') {
+            *s = s.replace('\0', "\u{FFFD}");
+        }
+    }
+    fn fix_opt(s: &mut Option<String>) {
+        if let Some(s) = s {
+            fix(s);
+        }
+    }
+    for i in &mut batch.interactions {
+        fix(&mut i.external_id);
+        fix_opt(&mut i.parent_external_id);
+        fix_opt(&mut i.author_name);
+        fix_opt(&mut i.text);
+        fix_opt(&mut i.status);
+        fix_opt(&mut i.url);
+        fix_opt(&mut i.location_id);
+        fix(&mut i.raw);
+        for id in &mut i.identities {
+            fix(&mut id.value);
+        }
+    }
+    for r in &mut batch.rejects {
+        fix(&mut r.error.raw);
+        fix(&mut r.error.message);
+        fix(&mut r.error.origin);
+        fix_opt(&mut r.error.field);
+    }
+}
+
 /// A quarantined row as stored.
 #[derive(Debug, Clone, Serialize)]
 pub struct QuarantineItem {

@@ -333,7 +333,8 @@ macro_rules! impl_store {
                     .collect()
             }
 
-            async fn write_batch(&self, batch: WriteBatch) -> Result<BatchOutcome> {
+            async fn write_batch(&self, mut batch: WriteBatch) -> Result<BatchOutcome> {
+                without_nul(&mut batch);
                 let now = now_ms();
                 let mut out = BatchOutcome::default();
                 let mut tx = self.begin_write().await?;

@@ -229,6 +229,7 @@ fn request(scope: Scope) -> ReportRequest {
             NaiveDate::from_ymd_opt(2026, 3, 23).unwrap(),
             NaiveDate::from_ymd_opt(2026, 4, 5).unwrap(),
         ),
+        waiting_limit: 1000,
     }
 }
 
@@ -377,7 +378,178 @@ async fn report_command_writes_json_and_csv(db: TestDb) {
     assert!(err.contains("paris") && err.contains("fix:"), "{err}");
 }
 
+/// Hostile review texts, author names and URLs: the attacks of the OWASP XSS filter
+/// evasion sheet that matter here, each in eight wrappings.
+fn hostile_corpus() -> Vec<String> {
+    let base = [
+        "<script>alert(1)</script>",
+        "<img src=x onerror=alert(1)>",
+        "<svg onload=alert(1)>",
+        "<svg><script>alert(1)</script></svg>",
+        "\"><script>alert(1)</script>",
+        "'><img src=x onerror=alert(1)>",
+        "<a href=\"javascript:alert(1)\">x</a>",
+        "javascript:alert(1)",
+        " JaVaScRiPt:alert(1)",
+        "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+        "<iframe src=\"data:text/html,<script>alert(1)</script>\">",
+        "<body onload=alert(1)>",
+        "<style>body{display:none}</style>",
+        "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
+        "<!--<img src=\"--><img src=x onerror=alert(1)//\">",
+        "<![CDATA[<script>alert(1)</script>]]>",
+        "\u{202E}gnp.exe<b>bold</b>",
+        "abc\u{2066}<b>x</b>\u{2069}\u{202D}",
+        "<object data=\"javascript:alert(1)\">",
+        "<embed src=javascript:alert(1)>",
+        "<form action=javascript:alert(1)><input type=submit>",
+        "<details open ontoggle=alert(1)>",
+        "<video><source onerror=alert(1)>",
+        "<base href=\"https://evil.example/\">",
+        "<meta http-equiv=\"refresh\" content=\"0;url=https://evil.example\">",
+        "<link rel=stylesheet href=https://evil.example/x.css>",
+        "&lt;script&gt;alert(1)&lt;/script&gt;",
+        "</textarea></td></tr></table><script>alert(1)</script>",
+        "<SCRIPT SRC=//evil.example/x.js></SCRIPT>",
+        "<svg><animate onbegin=alert(1) attributeName=x dur=1s>",
+    ];
+    let mut out = Vec::new();
+    for b in base {
+        out.push(b.to_string());
+        out.push(format!("Great place! {b}"));
+        out.push(format!("{b} would come again"));
+        out.push(b.to_uppercase());
+        out.push(format!("line one\n{b}\nline two"));
+        out.push(format!("\"{b}\""));
+        out.push(format!("{b}{b}"));
+        out.push(format!("\u{0}{b}\u{7}"));
+    }
+    out
+}
+
+/// Every element and attribute name of a document, in order, with `href` values.
+fn structure(html: &str) -> Vec<String> {
+    let doc = scraper::Html::parse_document(html);
+    doc.root_element()
+        .descendants()
+        .filter_map(scraper::ElementRef::wrap)
+        .map(|e| {
+            let mut attrs: Vec<String> = e
+                .value()
+                .attrs()
+                .map(|(k, v)| {
+                    if k == "href" {
+                        format!("{k}={v}")
+                    } else {
+                        k.to_string()
+                    }
+                })
+                .collect();
+            attrs.sort();
+            format!("{}[{}]", e.value().name(), attrs.join(","))
+        })
+        .collect()
+}
+
+/// 240 hostile texts, names and URLs in the HTML report: parsed back, the page has exactly
+/// the elements and attributes of the same report over harmless data, no script, no event
+/// attribute, no link but the report's own anchors; the texts show as text.
+async fn hostile_texts_become_text_in_the_html_report(db: TestDb) {
+    let corpus = hostile_corpus();
+    assert!(corpus.len() >= 200, "{}", corpus.len());
+    let b = chrono_tz::Europe::Berlin;
+    let write = |texts: Vec<(String, String, String)>| {
+        let items: Vec<Interaction> = texts
+            .into_iter()
+            .enumerate()
+            .flat_map(|(i, (text, author, url))| {
+                let mut r = interactions(&R {
+                    id: "H",
+                    loc: "berlin",
+                    at: at(b, 2026, 3, 24, 0, 0) + i as i64 * 60_000,
+                    stars: 1.0 + (i % 5) as f64,
+                    lang: "de",
+                    sentiment: -0.5,
+                    aspects: vec![],
+                    reply_after_h: None,
+                });
+                let mut one = r.remove(0);
+                one.external_id = format!("H{i}");
+                one.text = Some(text);
+                one.author_name = Some(author);
+                one.url = Some(url);
+                one.content_hash = content_hash(&one);
+                vec![one]
+            })
+            .collect();
+        items
+    };
+    let config = Config::from_toml(&config(&db), "test", &Overrides::default()).unwrap();
+    let now = at(chrono_tz::UTC, 2026, 4, 20, 0, 0);
+    let req = ReportRequest {
+        scope: Scope::Location("berlin".into()),
+        ..request(Scope::AllLocations)
+    };
+    // Harmless data first: the page's own structure.
+    let harmless: Vec<_> = corpus
+        .iter()
+        .map(|_| ("x".to_string(), "x".to_string(), "x".to_string()))
+        .collect();
+    db.store
+        .write_batch(WriteBatch {
+            interactions: write(harmless),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let r = report::build(db.store.as_ref(), &config, &req, now)
+        .await
+        .unwrap();
+    let expected = structure(&report::html::render(&r));
+    // The same interactions again, now hostile (an edit of each).
+    let hostile: Vec<_> = corpus
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), corpus[(i + 7) % corpus.len()].clone(), t.clone()))
+        .collect();
+    db.store
+        .write_batch(WriteBatch {
+            interactions: write(hostile),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let r = report::build(db.store.as_ref(), &config, &req, now)
+        .await
+        .unwrap();
+    assert_eq!(r.locations[0].waiting.len(), corpus.len());
+    let html = report::html::render(&r);
+    let got = structure(&html);
+    assert_eq!(got.len(), expected.len(), "element count");
+    for (g, e) in got.iter().zip(&expected) {
+        assert_eq!(g, e);
+    }
+    assert!(!got.iter().any(|e| e.starts_with("script[")));
+    assert!(!got.iter().any(|e| e.contains("[on") || e.contains(",on")));
+    assert!(
+        got.iter()
+            .filter(|e| e.contains("href="))
+            .all(|e| e.contains("href=#loc-"))
+    );
+    // What was written shows as text.
+    let doc = scraper::Html::parse_document(&html);
+    let text: String = doc.root_element().text().collect();
+    assert!(text.contains("<script>alert(1)</script>"));
+    assert!(text.contains("<img src=x onerror=alert(1)>"));
+    assert!(
+        text.contains("gnp.exe<b>bold</b>"),
+        "bidi override dropped, text kept"
+    );
+    assert!(!html.contains('\u{202E}') && !html.contains('\u{2066}'));
+}
+
 on_both_backends!(
     report_numbers_match_the_hand_computed_fixture,
-    report_command_writes_json_and_csv
+    report_command_writes_json_and_csv,
+    hostile_texts_become_text_in_the_html_report
 );

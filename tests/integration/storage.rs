@@ -435,7 +435,47 @@ async fn unlink_splits_along_the_evidence_and_stays_split(db: TestDb) {
     assert!(s.unlink(&tom, &ute).await.unwrap().is_none());
 }
 
+/// A NUL in a cell (PostgreSQL refuses it in text) does not fail the batch on either
+/// backend: the record is kept with U+FFFD in its place, in the interaction and in a
+/// quarantined row alike.
+async fn a_nul_byte_is_kept_visible_and_fails_nothing(db: TestDb) {
+    let s = db.store.as_ref();
+    let mut a = interaction("nul\0id", 1_000, Some("a@x.org"), "bad\0byte");
+    a.raw = "{\"text\":\"bad\0byte\"}".into();
+    let b = interaction("2", 2_000, None, "fine");
+    let reject = QuarantineEntry {
+        source: "test".into(),
+        preset: "generic-csv".into(),
+        options: serde_json::Value::Null,
+        error: RowError {
+            origin: "f.csv".into(),
+            line: Some(3),
+            field: Some("date".into()),
+            expected: "a date".into(),
+            message: "not a date".into(),
+            raw: "x,\0,y".into(),
+        },
+    };
+    let o = s
+        .write_batch(WriteBatch {
+            interactions: vec![a, b],
+            rejects: vec![reject],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((o.inserted, o.quarantined), (2, 1));
+    let stored = s.interactions_after(0, 10).await.unwrap();
+    let a = &stored[0].interaction;
+    assert_eq!(a.external_id, "nul\u{FFFD}id");
+    assert_eq!(a.text.as_deref(), Some("bad\u{FFFD}byte"));
+    assert!(!a.raw.contains('\0'));
+    let q = s.quarantine(None).await.unwrap();
+    assert_eq!(q[0].entry.error.raw, "x,\u{FFFD},y");
+}
+
 on_both_backends!(
+    a_nul_byte_is_kept_visible_and_fails_nothing,
     unlink_splits_along_the_evidence_and_stays_split,
     merges_keep_their_evidence_and_links_survive_resyncs,
     a_merge_past_the_size_cap_becomes_a_suggestion,

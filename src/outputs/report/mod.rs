@@ -10,11 +10,12 @@
 //! composite index and marks those that moved.
 //!
 //! Formats: JSON (this module's types), CSV (one row per location and metric, see
-//! [`csv`]). Figures on fewer answers than `indicators.min_sample` carry `small_sample`
-//! and never mark a location as moved.
+//! [`csv`]), self-contained HTML ([`html`]). Figures on fewer answers than
+//! `indicators.min_sample` carry `small_sample` and never mark a location as moved.
 
 pub mod csv;
 pub mod figures;
+pub mod html;
 
 use crate::config::Config;
 use crate::outputs::indicators::{
@@ -26,7 +27,7 @@ use chrono_tz::Tz;
 use figures::{ReviewStats, SentimentGroup, TopicMove, Waiting};
 use serde::Serialize;
 
-/// How many reviews waiting for an answer a location report lists.
+/// How many reviews waiting for an answer a location report lists by default.
 pub const WAITING_LIMIT: usize = 25;
 /// How many topics per tone.
 pub const TOPIC_LIMIT: usize = 5;
@@ -39,6 +40,8 @@ pub struct ReportRequest {
     /// One location, or all configured locations.
     pub scope: Scope,
     pub period: PeriodSpec,
+    /// How many reviews waiting for an answer to list per location.
+    pub waiting_limit: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -145,7 +148,7 @@ pub async fn build(
         negative.truncate(TOPIC_LIMIT);
         positive.truncate(TOPIC_LIMIT);
         let all: Vec<&ReportRow> = rows.iter().collect();
-        let (waiting_total, waiting) = figures::awaiting_answer(&all, WAITING_LIMIT);
+        let (waiting_total, waiting) = figures::awaiting_answer(&all, req.waiting_limit);
         out.push(LocationReport {
             reviews: Periods {
                 current: figures::review_stats(&current, min),
