@@ -191,3 +191,43 @@ pub fn render_blocked(items: &[crate::store::BlockedIdentity]) -> String {
     ));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::IdentityKind;
+
+    #[test]
+    fn suggestions_show_their_score_and_evidence_on_single_lines() {
+        let side = |id: &str, name: &str, at: i64| {
+            serde_json::json!({"kind": "ticket", "source": "zendesk", "external_id": id,
+                "name": name, "location_id": "berlin-mitte", "occurred_at_ms": at})
+        };
+        let s = LinkSuggestion {
+            shared: Identity::new(IdentityKind::Email, "anna@x.org"),
+            other: Identity::new(IdentityKind::Email, "anna@work.example"),
+            reason: "display_name".into(),
+            first_seen_ms: 0,
+            shared_customer: Some("cus_a".into()),
+            other_customer: Some("cus_b".into()),
+            score: Some(0.8123),
+            evidence: Some(serde_json::json!({
+                "a": side("t1", "Anna\nMüller\u{1b}[31m", 0),
+                "b": side("s1", "ANNA MULLER", 7_200_000),
+                "gap_ms": 7_200_000, "customers_with_name": 2,
+            })),
+        };
+        let out = render_suggestions(&[s]);
+        assert!(
+            out.starts_with("[0.81] email:anna@x.org (customer cus_a) <-> "),
+            "{out}"
+        );
+        assert!(out.contains("ticket zendesk:t1 \"Anna Müller"), "{out}");
+        assert!(
+            out.contains("2.0 h apart; 2 customers carry this name"),
+            "{out}"
+        );
+        assert!(!out.contains('\u{1b}'), "{out}");
+        assert_eq!(out.lines().count(), 5, "{out}");
+    }
+}

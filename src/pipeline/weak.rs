@@ -111,9 +111,15 @@ pub fn suggest(
     new_after: i64,
     excluded: &HashSet<(String, String)>,
 ) -> Vec<NameSuggestion> {
+    // In time order, so that each interaction meets only those inside its window.
+    let mut sorted: Vec<&Sighting> = sightings.iter().collect();
+    sorted.sort_by_key(|s| (s.occurred_at_ms, s.interaction_id));
     let mut best: BTreeMap<(&str, &str), NameSuggestion> = BTreeMap::new();
-    for (k, x) in sightings.iter().enumerate() {
-        for y in &sightings[k + 1..] {
+    for (k, &x) in sorted.iter().enumerate() {
+        for &y in &sorted[k + 1..] {
+            if y.occurred_at_ms - x.occurred_at_ms > window_ms {
+                break;
+            }
             if x.customer_id == y.customer_id
                 || (x.interaction_id <= new_after && y.interaction_id <= new_after)
             {
