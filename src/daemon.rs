@@ -134,9 +134,15 @@ pub fn jobs(
     let tz = config.scheduler.timezone;
     {
         let (store, metrics) = (store.clone(), metrics.clone());
+        let name_window_ms = config.identity.name_window_days as i64 * 86_400_000;
         let run: RunFn = Arc::new(move |_cx| {
             let (store, metrics) = (store.clone(), metrics.clone());
             Box::pin(async move {
+                // Display-name link suggestions over what arrived since the last pass.
+                let names = store
+                    .suggest_by_name(name_window_ms)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let settings = crate::pipeline::detect::Settings::default();
                 let started = std::time::Instant::now();
                 let now = chrono::Utc::now().timestamp_millis();
@@ -145,8 +151,13 @@ pub fn jobs(
                     .map_err(|e| e.to_string())?;
                 metrics.analyzed(r.interactions as u64, started.elapsed().as_secs_f64());
                 Ok(format!(
-                    "{} interactions, {} series, {} confirmed, {} watching, {} incidents",
-                    r.interactions, r.series, r.confirmed, r.watching, r.incidents
+                    "{} interactions, {} series, {} confirmed, {} watching, {} incidents; {} display-name suggestion(s)",
+                    r.interactions,
+                    r.series,
+                    r.confirmed,
+                    r.watching,
+                    r.incidents,
+                    names.suggestions
                 ))
             })
         });

@@ -186,7 +186,11 @@ pub async fn run(out: &Path) -> Result<DemoReport, DemoError> {
             .as_bytes(),
     )?;
 
-    // Change detection over everything imported, as the daemon does after each sync.
+    // Change detection over everything imported, as the daemon does after each sync, and
+    // its display-name pass.
+    store
+        .suggest_by_name(config.identity.name_window_days as i64 * 86_400_000)
+        .await?;
     let analysis = crate::analyze::analyze(
         store.as_ref(),
         &crate::pipeline::detect::Settings::default(),

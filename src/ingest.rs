@@ -345,6 +345,7 @@ pub async fn import_file(
                 .collect(),
             import_run: Some(run),
             max_component: config.identity.max_component_identities,
+            max_customers_per_identity: config.identity.max_customers_per_identity,
             read,
             ..Default::default()
         };
@@ -474,6 +475,7 @@ pub async fn replay_quarantine(
                 .collect(),
             resolved_quarantine: if ok { vec![item.id] } else { vec![] },
             max_component: config.identity.max_component_identities,
+            max_customers_per_identity: config.identity.max_customers_per_identity,
             ..Default::default()
         };
         store.write_batch(batch).await?;

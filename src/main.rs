@@ -229,7 +229,8 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum CustomersCommand {
-    /// Open link suggestions: records that a shared phone would have joined to someone else.
+    /// Open link suggestions: records that a shared phone would have joined to someone else,
+    /// and customers who share a full display name (scored, with their evidence).
     Suggestions {
         #[arg(long, value_enum, default_value_t = TimelineFormat::Table)]
         format: TimelineFormat,
@@ -256,6 +257,18 @@ enum CustomersCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Reject a link between the customers of two identities (a display-name or shared-phone
+    /// suggestion): it is closed and never suggested again.
+    Dismiss { a: String, b: String },
+    /// Identities blocked automatically because they would have joined more than
+    /// `identity.max_customers_per_identity` otherwise separate customers.
+    Blocked {
+        #[arg(long, value_enum, default_value_t = TimelineFormat::Table)]
+        format: TimelineFormat,
+    },
+    /// Let an automatically blocked identity (`kind:value` as `customers blocked` lists it)
+    /// join people again; it is never blocked automatically again.
+    Unblock { identity: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -735,6 +748,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             if rebuild {
                 store.reset_analysis().await?;
             }
+            let names = store
+                .suggest_by_name(config.identity.name_window_days as i64 * 86_400_000)
+                .await?;
+            if names.suggestions > 0 {
+                println!(
+                    "{} display-name link suggestion(s); see `tideline customers suggestions`",
+                    names.suggestions
+                );
+            }
             let r = tideline::analyze::analyze(
                 store.as_ref(),
                 &tideline::pipeline::detect::Settings::default(),
@@ -882,18 +904,59 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             match format {
                 TimelineFormat::Json => println!("{}", serde_json::to_string_pretty(&items)?),
                 TimelineFormat::Table => {
-                    for s in &items {
+                    print!(
+                        "{}",
+                        tideline::outputs::customer::render_suggestions(&items)
+                    );
+                    let blocked = store.blocked_identities().await?;
+                    let n = blocked.iter().filter(|b| b.status == "blocked").count();
+                    if n > 0 {
                         println!(
-                            "{} (customer {}) <-> {} (customer {}): {}",
-                            tideline::outputs::one_line(&s.shared.key(), 120),
-                            s.shared_customer.as_deref().unwrap_or("-"),
-                            tideline::outputs::one_line(&s.other.key(), 120),
-                            s.other_customer.as_deref().unwrap_or("-"),
-                            s.reason
+                            "{n} identit(ies) blocked automatically: see `tideline customers blocked`"
                         );
                     }
-                    println!("{} open suggestion(s)", items.len());
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Customers {
+            command: CustomersCommand::Dismiss { a, b },
+        } => {
+            let store = open_store(&config).await?;
+            let (ia, ib) = identity_pair(store.as_ref(), &config, &a, &b).await?;
+            match store.dismiss_suggestion(&ia, &ib).await? {
+                Some(n) => println!(
+                    "dismissed {n} open suggestion(s); these customers will not be suggested again"
+                ),
+                None => println!("nothing dismissed: an identity is not known"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Customers {
+            command: CustomersCommand::Blocked { format },
+        } => {
+            let store = open_store(&config).await?;
+            let items = store.blocked_identities().await?;
+            match format {
+                TimelineFormat::Json => println!("{}", serde_json::to_string_pretty(&items)?),
+                TimelineFormat::Table => {
+                    print!("{}", tideline::outputs::customer::render_blocked(&items))
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Customers {
+            command: CustomersCommand::Unblock { identity },
+        } => {
+            let store = open_store(&config).await?;
+            let key = identity.trim();
+            if store.unblock_identity(key).await? {
+                println!("unblocked; it joins people again from the next import or sync");
+            } else {
+                println!(
+                    "nothing unblocked: {} is not blocked automatically (write it as `customers blocked` lists it)",
+                    tideline::outputs::one_line(key, 120)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -961,6 +1024,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     r.recall,
                     r.attached_without_strong_identity,
                     r.false_pairs_same_name
+                );
+                println!(
+                    "  display-name pass {:.2} s: {} suggestion(s), {} of one person (precision {:.3}); customers changed by names: {}",
+                    r.name_pass_seconds,
+                    r.name_suggestions,
+                    r.name_suggestions_same_person,
+                    if r.name_suggestions == 0 {
+                        1.0
+                    } else {
+                        r.name_suggestions_same_person as f64 / r.name_suggestions as f64
+                    },
+                    r.name_merges
                 );
             }
             Ok(ExitCode::SUCCESS)

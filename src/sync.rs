@@ -205,6 +205,7 @@ async fn run(
                 read,
                 cursor: page.cursor.clone().map(|c| (name.to_string(), c)),
                 max_component: config.identity.max_component_identities,
+                max_customers_per_identity: config.identity.max_customers_per_identity,
                 ..Default::default()
             };
             // The commit is not raced against the stop request: it completes or, if the

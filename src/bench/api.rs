@@ -91,6 +91,7 @@ pub async fn api(opts: &ApiBenchOptions, config: &Config) -> Result<ApiBench, Be
             .write_batch(WriteBatch {
                 interactions: chunk,
                 max_component: config.identity.max_component_identities,
+                max_customers_per_identity: config.identity.max_customers_per_identity,
                 ..Default::default()
             })
             .await?;

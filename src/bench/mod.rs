@@ -362,6 +362,13 @@ pub struct IdentityBench {
     pub false_pairs_same_name: u64,
     pub customers: u64,
     pub seconds: f64,
+    /// Display-name link suggestions after the name pass, and how many of them join two
+    /// customers of one person (their precision).
+    pub name_suggestions: u64,
+    pub name_suggestions_same_person: u64,
+    /// Interactions whose customer the name pass changed. Must be 0: names never merge.
+    pub name_merges: u64,
+    pub name_pass_seconds: f64,
 }
 
 fn pairs(n: u64) -> u64 {
@@ -441,12 +448,26 @@ pub async fn identity(
             .write_batch(crate::store::WriteBatch {
                 interactions: batch,
                 max_component: config.identity.max_component_identities,
+                max_customers_per_identity: config.identity.max_customers_per_identity,
                 ..Default::default()
             })
             .await?;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let before = store.fingerprint().await?;
+    let started = std::time::Instant::now();
+    store
+        .suggest_by_name(config.identity.name_window_days as i64 * 86_400_000)
+        .await?;
+    let name_pass_seconds = started.elapsed().as_secs_f64();
     let stored = store.fingerprint().await?;
+    let name_merges = before
+        .iter()
+        .zip(&stored)
+        .filter(|(a, b)| a.3 != b.3)
+        .count() as u64
+        + before.len().abs_diff(stored.len()) as u64;
+    let suggestions = store.link_suggestions().await?;
     drop(store);
     let _ = store::remove_database(&db);
 
@@ -454,8 +475,25 @@ pub async fn identity(
         people,
         records: stored.len() as u64,
         seconds,
+        name_merges,
+        name_pass_seconds,
         ..Default::default()
     };
+    for s in suggestions.iter().filter(|s| s.reason == "display_name") {
+        r.name_suggestions += 1;
+        let person = |side: &str| {
+            s.evidence
+                .as_ref()
+                .and_then(|e| e[side]["external_id"].as_str())
+                .and_then(|x| truth.get(x))
+                .map(|t| t.0)
+        };
+        if let (Some(a), Some(b)) = (person("a"), person("b"))
+            && a == b
+        {
+            r.name_suggestions_same_person += 1;
+        }
+    }
     let mut by_customer: HashMap<&str, u64> = HashMap::new();
     let mut by_person: HashMap<u32, u64> = HashMap::new();
     let mut by_both: HashMap<(&str, u32), u64> = HashMap::new();
@@ -515,6 +553,7 @@ mod tests {
         assert_eq!(r.attached_without_strong_identity, 0, "{r:?}");
         assert!(r.precision >= 0.97 && r.recall >= 0.95, "{r:?}");
         assert!(r.customers >= 300, "{r:?}");
+        assert_eq!(r.name_merges, 0, "{r:?}");
     }
 
     #[test]

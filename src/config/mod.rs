@@ -82,6 +82,8 @@ struct RawIdentity {
     blocked_local_parts: Option<Vec<String>>,
     max_component_identities: Option<usize>,
     erasure_key_file: Option<PathBuf>,
+    max_customers_per_identity: Option<usize>,
+    name_window_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -232,6 +234,12 @@ pub struct IdentityConfig {
     /// A link that would make one customer of more identities than this becomes a link
     /// suggestion instead of a merge.
     pub max_component_identities: usize,
+    /// An identity that would join more than this many otherwise separate customers is
+    /// blocked automatically (recorded; `tideline customers blocked`).
+    pub max_customers_per_identity: usize,
+    /// Two customers with the same full display name are suggested for a link when they
+    /// spoke within this many days of each other.
+    pub name_window_days: u64,
 }
 
 /// Values from the environment and the command line that win over the file.
@@ -481,6 +489,26 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
             crate::pipeline::identify::DEFAULT_MAX_COMPONENT
         ));
     }
+    let max_customers_per_identity = raw
+        .identity
+        .max_customers_per_identity
+        .unwrap_or(crate::pipeline::identify::DEFAULT_MAX_CUSTOMERS_PER_IDENTITY);
+    if !(2..=10_000).contains(&max_customers_per_identity) {
+        problems.push(format!(
+            "identity.max_customers_per_identity: {max_customers_per_identity} is out of range; fix: use 2 to 10000 (default {}); a value shared by more people than this is blocked",
+            crate::pipeline::identify::DEFAULT_MAX_CUSTOMERS_PER_IDENTITY
+        ));
+    }
+    let name_window_days = raw
+        .identity
+        .name_window_days
+        .unwrap_or(crate::pipeline::weak::DEFAULT_NAME_WINDOW_DAYS);
+    if !(1..=366).contains(&name_window_days) {
+        problems.push(format!(
+            "identity.name_window_days: {name_window_days} is out of range; fix: use 1 to 366 (default {})",
+            crate::pipeline::weak::DEFAULT_NAME_WINDOW_DAYS
+        ));
+    }
     let local_parts: Vec<String> = raw.identity.blocked_local_parts.unwrap_or_else(|| {
         crate::pipeline::identify::DEFAULT_BLOCKED_LOCAL_PARTS
             .iter()
@@ -595,6 +623,8 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
             guard,
             erasure_key_file: raw.identity.erasure_key_file,
             max_component_identities,
+            max_customers_per_identity,
+            name_window_days,
         },
         locations,
     })
@@ -650,6 +680,25 @@ mod tests {
         ] {
             assert!(msg.contains(needle), "missing {needle} in {msg}");
         }
+    }
+
+    #[test]
+    fn identity_caps_are_validated_with_a_fix() {
+        let c = Config::from_toml("[identity]\n", "t.toml", &Overrides::default()).unwrap();
+        assert_eq!(c.identity.max_customers_per_identity, 5);
+        assert_eq!(c.identity.name_window_days, 14);
+        let err = Config::from_toml(
+            "[identity]\nmax_customers_per_identity = 1\nname_window_days = 0\n",
+            "t.toml",
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("identity.max_customers_per_identity: 1 is out of range; fix:"),
+            "{err}"
+        );
+        assert!(err.contains("identity.name_window_days: 0"), "{err}");
     }
 
     #[test]

@@ -129,3 +129,105 @@ pub fn render_table(v: &CustomerView) -> String {
     }
     out
 }
+
+/// `tideline customers suggestions` for a terminal: scored (display-name) suggestions
+/// first, highest score first, each with its evidence; data-born text on one line.
+pub fn render_suggestions(items: &[LinkSuggestion]) -> String {
+    let mut out = String::new();
+    for s in items {
+        let score = s.score.map_or_else(String::new, |x| format!("[{x:.2}] "));
+        out.push_str(&format!(
+            "{score}{} (customer {}) <-> {} (customer {}): {}\n",
+            one_line(&s.shared.key(), 120),
+            s.shared_customer.as_deref().unwrap_or("-"),
+            one_line(&s.other.key(), 120),
+            s.other_customer.as_deref().unwrap_or("-"),
+            one_line(&s.reason, 160)
+        ));
+        let Some(e) = &s.evidence else { continue };
+        for side in ["a", "b"] {
+            let v = &e[side];
+            let text = |k: &str| one_line(v[k].as_str().unwrap_or("-"), 60);
+            out.push_str(&format!(
+                "    {} {}:{} \"{}\" at {} on {}\n",
+                text("kind"),
+                text("source"),
+                text("external_id"),
+                text("name"),
+                text("location_id"),
+                v["occurred_at_ms"]
+                    .as_i64()
+                    .map_or_else(|| "-".into(), rfc3339)
+            ));
+        }
+        let gap_h = e["gap_ms"].as_i64().unwrap_or(0) as f64 / 3_600_000.0;
+        out.push_str(&format!(
+            "    {:.1} h apart; {} customers carry this name\n",
+            gap_h,
+            e["customers_with_name"].as_u64().unwrap_or(0)
+        ));
+    }
+    out.push_str(&format!("{} open suggestion(s)\n", items.len()));
+    out
+}
+
+/// `tideline customers blocked` for a terminal.
+pub fn render_blocked(items: &[crate::store::BlockedIdentity]) -> String {
+    let mut out = String::new();
+    for b in items {
+        out.push_str(&format!(
+            "{} {}: {} customer(s), {} record(s), since {}: {}\n",
+            b.status,
+            one_line(&b.identity, 120),
+            b.customers,
+            b.records,
+            rfc3339(b.blocked_at_ms),
+            one_line(&b.reason, 200)
+        ));
+    }
+    out.push_str(&format!(
+        "{} identit(ies) blocked automatically\n",
+        items.iter().filter(|b| b.status == "blocked").count()
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::IdentityKind;
+
+    #[test]
+    fn suggestions_show_their_score_and_evidence_on_single_lines() {
+        let side = |id: &str, name: &str, at: i64| {
+            serde_json::json!({"kind": "ticket", "source": "zendesk", "external_id": id,
+                "name": name, "location_id": "berlin-mitte", "occurred_at_ms": at})
+        };
+        let s = LinkSuggestion {
+            shared: Identity::new(IdentityKind::Email, "anna@x.org"),
+            other: Identity::new(IdentityKind::Email, "anna@work.example"),
+            reason: "display_name".into(),
+            first_seen_ms: 0,
+            shared_customer: Some("cus_a".into()),
+            other_customer: Some("cus_b".into()),
+            score: Some(0.8123),
+            evidence: Some(serde_json::json!({
+                "a": side("t1", "Anna\nMüller\u{1b}[31m", 0),
+                "b": side("s1", "ANNA MULLER", 7_200_000),
+                "gap_ms": 7_200_000, "customers_with_name": 2,
+            })),
+        };
+        let out = render_suggestions(&[s]);
+        assert!(
+            out.starts_with("[0.81] email:anna@x.org (customer cus_a) <-> "),
+            "{out}"
+        );
+        assert!(out.contains("ticket zendesk:t1 \"Anna Müller"), "{out}");
+        assert!(
+            out.contains("2.0 h apart; 2 customers carry this name"),
+            "{out}"
+        );
+        assert!(!out.contains('\u{1b}'), "{out}");
+        assert_eq!(out.lines().count(), 5, "{out}");
+    }
+}

@@ -446,6 +446,140 @@ pub fn resolve_with<I: AsRef<[Identity]>>(
     out
 }
 
+/// An identity blocked unless configured otherwise when it would join more than this many
+/// otherwise separate customers (`identity.max_customers_per_identity`).
+pub const DEFAULT_MAX_CUSTOMERS_PER_IDENTITY: usize = 5;
+
+/// An identity that would join too many people: a shared inbox nobody listed, a front
+/// desk's phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedIdentity {
+    pub identity: Identity,
+    /// How many otherwise separate customers it would have joined.
+    pub customers: usize,
+    /// How many records of the batch carry it.
+    pub records: usize,
+}
+
+/// The identities of a batch that would join more than `max` otherwise separate
+/// customers, sorted.
+///
+/// "Otherwise separate": the components the batch's records and the store's customers
+/// (`known`) form without the suspect identities. An identity is suspect when it appears
+/// beside more than `max` distinct other customers or identities; `exempt` (identities an
+/// operator unblocked) never is. A person's own email and phone, seen together on many
+/// records, form one component and are not blocked.
+pub fn shared_identities<I: AsRef<[Identity]>>(
+    items: &[I],
+    known: &HashMap<Identity, String>,
+    max: usize,
+    exempt: &std::collections::HashSet<Identity>,
+) -> Vec<SharedIdentity> {
+    let max = max.max(1);
+    // Suspects: what each identity appears beside, by customer when known.
+    let label = |id: &Identity| -> String {
+        known
+            .get(id)
+            .map_or_else(|| id.key(), |c| format!("customer\u{0}{c}"))
+    };
+    let mut beside: HashMap<&Identity, (BTreeSet<String>, usize)> = HashMap::new();
+    for ids in items {
+        let strong: Vec<&Identity> = ids.as_ref().iter().filter(|i| i.kind.is_strong()).collect();
+        for x in &strong {
+            let e = beside.entry(x).or_default();
+            e.1 += 1;
+            for y in &strong {
+                if x != y {
+                    e.0.insert(label(y));
+                }
+            }
+        }
+    }
+    let suspects: BTreeSet<&Identity> = beside
+        .iter()
+        .filter(|(id, (set, _))| set.len() + usize::from(known.contains_key(**id)) > max)
+        .map(|(id, _)| *id)
+        .filter(|id| !exempt.contains(*id))
+        .collect();
+    if suspects.is_empty() {
+        return Vec::new();
+    }
+    // Components without the suspects: records join their identities, customers theirs.
+    let mut index: HashMap<&Identity, usize> = HashMap::new();
+    let mut parent: Vec<usize> = Vec::new();
+    fn find(p: &mut [usize], mut x: usize) -> usize {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
+    }
+    fn join(p: &mut [usize], a: usize, b: usize) {
+        let (ra, rb) = (find(p, a), find(p, b));
+        if ra != rb {
+            p[ra] = rb;
+        }
+    }
+    let mut by_customer: HashMap<&String, usize> = HashMap::new();
+    for ids in items {
+        let mut first: Option<usize> = None;
+        for id in ids.as_ref().iter().filter(|i| i.kind.is_strong()) {
+            if suspects.contains(id) {
+                continue;
+            }
+            let i = *index.entry(id).or_insert_with(|| {
+                parent.push(parent.len());
+                parent.len() - 1
+            });
+            if let Some(c) = known.get(id) {
+                match by_customer.get(c) {
+                    Some(&j) => join(&mut parent, i, j),
+                    None => {
+                        by_customer.insert(c, i);
+                    }
+                }
+            }
+            match first {
+                Some(f) => join(&mut parent, f, i),
+                None => first = Some(i),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for x in suspects {
+        let mut groups: BTreeSet<String> = BTreeSet::new();
+        if let Some(c) = known.get(x) {
+            match by_customer.get(c) {
+                Some(&j) => {
+                    groups.insert(find(&mut parent, j).to_string());
+                }
+                None => {
+                    groups.insert(format!("customer\u{0}{c}"));
+                }
+            }
+        }
+        for ids in items {
+            let ids = ids.as_ref();
+            if !ids.contains(x) {
+                continue;
+            }
+            for y in ids.iter().filter(|i| i.kind.is_strong()) {
+                if let Some(&j) = index.get(y) {
+                    groups.insert(find(&mut parent, j).to_string());
+                }
+            }
+        }
+        if groups.len() > max {
+            out.push(SharedIdentity {
+                identity: x.clone(),
+                customers: groups.len(),
+                records: beside[x].1,
+            });
+        }
+    }
+    out
+}
+
 /// Identities that must never join people: shared inboxes (`info@`, `noreply@`), the
 /// business's own addresses and numbers, a test account. A blocked identity stays in the
 /// raw record and joins nobody.
@@ -652,6 +786,53 @@ mod tests {
         let a = resolve(&[vec![email("z@x.org"), email("a@x.org")]], &HashMap::new());
         let b = resolve(&[vec![email("a@x.org"), email("z@x.org")]], &HashMap::new());
         assert_eq!(a.assignments, b.assignments);
+    }
+
+    #[test]
+    fn an_identity_on_more_than_n_separate_customers_is_blocked() {
+        let shared = email("noreply@shop.example");
+        let none = std::collections::HashSet::new();
+        // Eight people, each with their own email, all beside one shop address.
+        let items: Vec<Vec<Identity>> = (0..8)
+            .map(|i| vec![email(&format!("p{i}@x.org")), shared.clone()])
+            .collect();
+        let out = shared_identities(&items, &HashMap::new(), 5, &none);
+        assert_eq!(
+            out,
+            vec![SharedIdentity {
+                identity: shared.clone(),
+                customers: 8,
+                records: 8
+            }]
+        );
+        // Five are not more than five.
+        assert!(shared_identities(&items[..5], &HashMap::new(), 5, &none).is_empty());
+        // A known customer counts as one more.
+        let mut known = HashMap::new();
+        known.insert(shared.clone(), "cus_z".to_string());
+        assert_eq!(
+            shared_identities(&items[..5], &known, 5, &none)[0].customers,
+            6
+        );
+        // An operator's unblock exempts it.
+        let exempt = std::collections::HashSet::from([shared.clone()]);
+        assert!(shared_identities(&items, &HashMap::new(), 5, &exempt).is_empty());
+        // One person's phone beside their own eight addresses, which their customer
+        // already joins: one customer, not blocked.
+        let ph = phone("+4930111222");
+        let mut known = HashMap::new();
+        let own: Vec<Vec<Identity>> = (0..8)
+            .map(|i| {
+                let e = email(&format!("me{i}@x.org"));
+                known.insert(e.clone(), "cus_me".to_string());
+                vec![e, ph.clone()]
+            })
+            .collect();
+        assert!(shared_identities(&own, &known, 5, &none).is_empty());
+        // ... and beside eight addresses that another record joins without it.
+        let mut chained = own.clone();
+        chained.push((0..8).map(|i| email(&format!("me{i}@x.org"))).collect());
+        assert!(shared_identities(&chained, &HashMap::new(), 5, &none).is_empty());
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod indicators;
 pub mod language;
 pub mod normalize;
 pub mod sentiment;
+pub mod weak;
 
 use crate::model::Interaction;
 use language::{LanguageDetector, Method};

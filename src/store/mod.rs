@@ -112,6 +112,9 @@ pub struct WriteBatch {
     /// The identity resolver's size cap (`identity.max_component_identities`; 0: the
     /// default).
     pub max_component: usize,
+    /// An identity that would join more than this many otherwise separate customers is
+    /// blocked (`identity.max_customers_per_identity`; 0: the default).
+    pub max_customers_per_identity: usize,
 }
 
 /// What a batch did.
@@ -125,6 +128,8 @@ pub struct BatchOutcome {
     pub merged_customers: u64,
     /// Links held back for an operator (new ones only).
     pub link_suggestions: u64,
+    /// Identities blocked by this batch because they would have joined too many people.
+    pub blocked_identities: u64,
 }
 
 impl std::ops::AddAssign for BatchOutcome {
@@ -136,6 +141,7 @@ impl std::ops::AddAssign for BatchOutcome {
         self.new_customers += o.new_customers;
         self.merged_customers += o.merged_customers;
         self.link_suggestions += o.link_suggestions;
+        self.blocked_identities += o.blocked_identities;
     }
 }
 
@@ -176,6 +182,35 @@ pub struct LinkSuggestion {
     /// The customers on either side now.
     pub shared_customer: Option<String>,
     pub other_customer: Option<String>,
+    /// In [0, 1], for weak evidence (`display_name`); strong-identity suggestions have none.
+    pub score: Option<f64>,
+    /// What the score rests on (display-name suggestions): the two interactions (source,
+    /// external id, kind, time, name, location), the time gap, how many customers carry
+    /// the name.
+    pub evidence: Option<serde_json::Value>,
+}
+
+/// An identity blocked automatically: it would have joined more than the configured number
+/// of otherwise separate customers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlockedIdentity {
+    /// `kind:value`.
+    pub identity: String,
+    pub reason: String,
+    pub customers: i64,
+    pub records: i64,
+    pub blocked_at_ms: i64,
+    /// `blocked`, or `unblocked` by an operator (never blocked automatically again).
+    pub status: String,
+}
+
+/// What a display-name pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct NamePassOutcome {
+    /// Interactions read (those with a name and a customer).
+    pub read: u64,
+    /// Suggestions written or re-scored.
+    pub suggestions: u64,
 }
 
 /// A text whose satisfaction the customer stated with stars, NPS or CSAT.
@@ -480,8 +515,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     async fn counts(&self) -> Result<Counts>;
 
-    /// Open link suggestions, oldest first.
+    /// Open link suggestions: scored ones by score (highest first), then the others, oldest
+    /// first.
     async fn link_suggestions(&self) -> Result<Vec<LinkSuggestion>>;
+    /// The display-name pass: keys the names of interactions stored since the last pass and
+    /// suggests (never merges) links between customers who share a full name and spoke
+    /// within `window_ms` of each other (see `pipeline::weak`). One query groups the new
+    /// names' sightings; dismissed and unlinked pairs are not suggested again.
+    async fn suggest_by_name(&self, window_ms: i64) -> Result<NamePassOutcome>;
+    /// An operator's rejection of a link between the customers of two identities: open
+    /// suggestions between them are closed as dismissed and the pair is never suggested
+    /// again. `None` when an identity is unknown; the suggestions closed otherwise.
+    async fn dismiss_suggestion(&self, a: &Identity, b: &Identity) -> Result<Option<u64>>;
+    /// Identities blocked automatically, newest first.
+    async fn blocked_identities(&self) -> Result<Vec<BlockedIdentity>>;
+    /// An operator's unblock of an automatically blocked identity (`kind:value`): it joins
+    /// people again from the next batch on and is never blocked automatically again.
+    /// `false` when it was not blocked.
+    async fn unblock_identity(&self, identity: &str) -> Result<bool>;
     /// Texts with stars, NPS or a CSAT answer (owner replies excluded), newest first.
     async fn rated_texts(&self, limit: i64) -> Result<Vec<RatedText>>;
     /// Records an adaptation run; returns its id.

@@ -203,6 +203,23 @@ macro_rules! impl_store {
 
         /// The strong identities as a JSON array of `kind:value` keys; the name identity
         /// is the `author_name` column and is not stored twice.
+        /// The customer an identity key (`kind:value`) belongs to now.
+        async fn customer_of_key(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            key: &str,
+        ) -> Result<Option<String>> {
+            let Some((kind, value)) = key.split_once(':') else {
+                return Ok(None);
+            };
+            Ok(sqlx::query_scalar(
+                "SELECT customer_id FROM identities WHERE kind = $1 AND value = $2",
+            )
+            .bind(kind)
+            .bind(value)
+            .fetch_optional(&mut *conn)
+            .await?)
+        }
+
         fn strong_identity_keys(ids: &[Identity]) -> String {
             let keys: Vec<String> = ids
                 .iter()
@@ -339,6 +356,31 @@ macro_rules! impl_store {
                 let mut out = BatchOutcome::default();
                 let mut tx = self.begin_write().await?;
 
+                // 0. Identities blocked automatically (shared by too many people) join
+                // nobody, like the configured blocked values; one an operator unblocked is
+                // exempt from the rule.
+                let mut auto_blocked: std::collections::HashSet<Identity> = Default::default();
+                let mut exempt: std::collections::HashSet<Identity> = Default::default();
+                for r in sqlx::query("SELECT identity, status FROM blocked_identities")
+                    .fetch_all(&mut *tx)
+                    .await?
+                {
+                    let key: String = r.try_get("identity")?;
+                    let status: String = r.try_get("status")?;
+                    if let Some(id) = Identity::from_key(&key) {
+                        if status == "blocked" {
+                            auto_blocked.insert(id);
+                        } else {
+                            exempt.insert(id);
+                        }
+                    }
+                }
+                if !auto_blocked.is_empty() {
+                    for i in &mut batch.interactions {
+                        i.identities.retain(|x| !auto_blocked.contains(x));
+                    }
+                }
+
                 // 1. Customers: exact matches of strong identities.
                 let id_lists: Vec<&[Identity]> = batch
                     .interactions
@@ -365,6 +407,49 @@ macro_rules! impl_store {
                         known.insert(Identity::new(kind, value), customer);
                     }
                 }
+                // An identity that would join more than N otherwise separate customers is
+                // blocked from now on (recorded with its counts), and this batch already
+                // resolves without it.
+                let max_shared = if batch.max_customers_per_identity == 0 {
+                    identify::DEFAULT_MAX_CUSTOMERS_PER_IDENTITY
+                } else {
+                    batch.max_customers_per_identity
+                };
+                let shared = identify::shared_identities(&id_lists, &known, max_shared, &exempt);
+                if !shared.is_empty() {
+                    for h in &shared {
+                        out.blocked_identities += sqlx::query(
+                            "INSERT INTO blocked_identities (identity, reason, customers, records, blocked_at_ms) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (identity) DO NOTHING",
+                        )
+                        .bind(h.identity.key())
+                        .bind(format!(
+                            "would join {} otherwise separate customers ({} records of one batch); more than identity.max_customers_per_identity = {max_shared}",
+                            h.customers, h.records
+                        ))
+                        .bind(h.customers as i64)
+                        .bind(h.records as i64)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    }
+                    // The value itself is not logged: it may be a person's.
+                    tracing::warn!(
+                        count = shared.len(),
+                        "identities shared by more than {max_shared} customers were blocked; see `tideline customers blocked`"
+                    );
+                    let drop: std::collections::HashSet<Identity> =
+                        shared.into_iter().map(|h| h.identity).collect();
+                    for i in &mut batch.interactions {
+                        i.identities.retain(|x| !drop.contains(x));
+                    }
+                }
+                let id_lists: Vec<&[Identity]> = batch
+                    .interactions
+                    .iter()
+                    .map(|i| i.identities.as_slice())
+                    .collect();
                 // What the household rule needs of the customers already known.
                 let mut facts: HashMap<String, identify::CustomerFacts> = HashMap::new();
                 // Only customers reached through a phone can be on the far side of the
@@ -1093,10 +1178,271 @@ macro_rules! impl_store {
                 Ok(n)
             }
 
+            async fn suggest_by_name(&self, window_ms: i64) -> Result<NamePassOutcome> {
+                use crate::pipeline::weak;
+                use std::collections::{BTreeMap, HashSet};
+                const PAGE: i64 = 20_000;
+                let now = now_ms();
+                let mut out = NamePassOutcome::default();
+                let mut tx = self.begin_write().await?;
+                // 1. Key the names written since the last pass ('' when not a full name).
+                let mark: i64 =
+                    sqlx::query_scalar("SELECT COALESCE(MAX(interaction_id), 0) FROM name_keys")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let mut touched: Vec<String> = Vec::new();
+                let mut last = mark;
+                loop {
+                    let rows = sqlx::query(
+                        "SELECT id, author_name, occurred_at_ms FROM interactions WHERE id > $1 \
+                         AND author_name IS NOT NULL AND customer_id IS NOT NULL ORDER BY id LIMIT $2",
+                    )
+                    .bind(last)
+                    .bind(PAGE)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut keyed: Vec<(i64, String, i64)> = Vec::with_capacity(rows.len());
+                    for r in &rows {
+                        let name: String = r.try_get("author_name")?;
+                        let key = weak::name_key(&name).unwrap_or_default();
+                        if !key.is_empty() {
+                            touched.push(key.clone());
+                        }
+                        keyed.push((r.try_get("id")?, key, r.try_get("occurred_at_ms")?));
+                    }
+                    let Some(&(max_id, _, _)) = keyed.last() else {
+                        break;
+                    };
+                    last = max_id;
+                    out.read += keyed.len() as u64;
+                    for chunk in keyed.chunks(ROWS_PER_STATEMENT) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO name_keys (interaction_id, name_key, occurred_at_ms) ",
+                        );
+                        qb.push_values(chunk, |mut b, (id, key, at)| {
+                            b.push_bind(*id).push_bind(key.as_str()).push_bind(*at);
+                        });
+                        qb.push(" ON CONFLICT (interaction_id) DO NOTHING");
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                }
+                touched.sort();
+                touched.dedup();
+                // 2. How many customers carry each new name, in one grouped query per chunk;
+                // a name on one customer suggests nothing, a common one nothing either.
+                let mut candidates: Vec<(String, usize)> = Vec::new();
+                for chunk in touched.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT n.name_key, COUNT(DISTINCT i.customer_id) AS c FROM name_keys n \
+                         JOIN interactions i ON i.id = n.interaction_id WHERE n.name_key IN (",
+                    );
+                    let mut list = qb.separated(", ");
+                    for k in chunk {
+                        list.push_bind(k.as_str());
+                    }
+                    qb.push(") GROUP BY n.name_key");
+                    for r in qb.build().fetch_all(&mut *tx).await? {
+                        let c = r.try_get::<i64, _>("c")? as usize;
+                        if (2..=weak::MAX_CUSTOMERS_PER_NAME).contains(&c) {
+                            candidates.push((r.try_get("name_key")?, c));
+                        }
+                    }
+                }
+                if candidates.is_empty() {
+                    tx.commit().await?;
+                    return Ok(out);
+                }
+                // 3. Pairs an operator dismissed or unlinked, and the open display-name
+                // suggestions, by the customers they join now.
+                let mut excluded: HashSet<(String, String)> = HashSet::new();
+                let mut open: HashMap<(String, String), (String, String)> = HashMap::new();
+                let pairs = sqlx::query(
+                    "SELECT identity_a, identity_b, status FROM link_suggestions \
+                     WHERE status <> 'open' OR reason = 'display_name' \
+                     UNION ALL SELECT identity_a, identity_b, 'unlinked' FROM unlinks",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                for r in pairs {
+                    let (a, b, status): (String, String, String) =
+                        (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+                    let ca = customer_of_key(&mut *tx, &a).await?;
+                    let cb = customer_of_key(&mut *tx, &b).await?;
+                    let (Some(ca), Some(cb)) = (ca, cb) else { continue };
+                    let pair = if ca <= cb { (ca, cb) } else { (cb, ca) };
+                    if status == "open" {
+                        open.insert(pair, (a, b));
+                    } else {
+                        excluded.insert(pair);
+                    }
+                }
+                // 4. The sightings of the candidate names, scored pair by pair.
+                let counts: HashMap<String, usize> = candidates.iter().cloned().collect();
+                let mut by_key: BTreeMap<String, Vec<weak::Sighting>> = BTreeMap::new();
+                for chunk in candidates.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT n.interaction_id, n.name_key, i.customer_id, i.identities, i.source, \
+                         i.external_id, i.kind, i.author_name, i.location_id, i.occurred_at_ms \
+                         FROM name_keys n JOIN interactions i ON i.id = n.interaction_id \
+                         WHERE i.customer_id IS NOT NULL AND n.name_key IN (",
+                    );
+                    let mut list = qb.separated(", ");
+                    for (k, _) in chunk {
+                        list.push_bind(k.as_str());
+                    }
+                    qb.push(") ORDER BY n.interaction_id");
+                    for r in qb.build().fetch_all(&mut *tx).await? {
+                        let ids: String = r.try_get("identities")?;
+                        let Some(identity) = serde_json::from_str::<Vec<String>>(&ids)
+                            .ok()
+                            .and_then(|v| v.into_iter().next())
+                        else {
+                            continue;
+                        };
+                        by_key.entry(r.try_get("name_key")?).or_default().push(weak::Sighting {
+                            interaction_id: r.try_get("interaction_id")?,
+                            customer_id: r.try_get("customer_id")?,
+                            identity,
+                            source: r.try_get("source")?,
+                            external_id: r.try_get("external_id")?,
+                            kind: r.try_get("kind")?,
+                            name: r.try_get::<Option<String>, _>("author_name")?.unwrap_or_default(),
+                            location_id: r.try_get("location_id")?,
+                            occurred_at_ms: r.try_get("occurred_at_ms")?,
+                        });
+                    }
+                }
+                for (key, sightings) in &by_key {
+                    for sug in weak::suggest(sightings, counts[key], window_ms, mark, &excluded) {
+                        let pair = (sug.a.customer_id.clone(), sug.b.customer_id.clone());
+                        // One row per pair of customers: an open one is re-scored.
+                        let (ka, kb) = match open.get(&pair) {
+                            Some(k) => k.clone(),
+                            None if sug.a.identity <= sug.b.identity => {
+                                (sug.a.identity.clone(), sug.b.identity.clone())
+                            }
+                            None => (sug.b.identity.clone(), sug.a.identity.clone()),
+                        };
+                        let evidence = serde_json::json!({
+                            "name_key": key,
+                            "customers_with_name": sug.customers_with_name,
+                            "gap_ms": sug.gap_ms,
+                            "window_ms": window_ms,
+                            "a": sug.a,
+                            "b": sug.b,
+                        });
+                        out.suggestions += sqlx::query(
+                            "INSERT INTO link_suggestions (identity_a, identity_b, reason, first_seen_ms, score, evidence) \
+                             VALUES ($1, $2, 'display_name', $3, $4, $5) \
+                             ON CONFLICT (identity_a, identity_b) DO UPDATE SET score = excluded.score, \
+                             evidence = excluded.evidence WHERE link_suggestions.status = 'open' \
+                             AND link_suggestions.reason = 'display_name' \
+                             AND (link_suggestions.score IS NULL OR link_suggestions.score < excluded.score)",
+                        )
+                        .bind(&ka)
+                        .bind(&kb)
+                        .bind(now)
+                        .bind(sug.score)
+                        .bind(evidence.to_string())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        open.insert(pair, (ka, kb));
+                    }
+                }
+                tx.commit().await?;
+                Ok(out)
+            }
+
+            async fn dismiss_suggestion(&self, a: &Identity, b: &Identity) -> Result<Option<u64>> {
+                let mut tx = self.begin_write().await?;
+                let (Some(ca), Some(cb)) = (
+                    customer_of_key(&mut *tx, &a.key()).await?,
+                    customer_of_key(&mut *tx, &b.key()).await?,
+                ) else {
+                    return Ok(None);
+                };
+                let mut n = 0;
+                let rows = sqlx::query(
+                    "SELECT identity_a, identity_b FROM link_suggestions WHERE status = 'open'",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                for r in rows {
+                    let (x, y): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+                    let cx = customer_of_key(&mut *tx, &x).await?;
+                    let cy = customer_of_key(&mut *tx, &y).await?;
+                    let hit = (cx.as_ref() == Some(&ca) && cy.as_ref() == Some(&cb))
+                        || (cx.as_ref() == Some(&cb) && cy.as_ref() == Some(&ca));
+                    if hit {
+                        n += sqlx::query(
+                            "UPDATE link_suggestions SET status = 'dismissed' \
+                             WHERE identity_a = $1 AND identity_b = $2",
+                        )
+                        .bind(&x)
+                        .bind(&y)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    }
+                }
+                // The pair itself, so that no later pass suggests it again.
+                let (ka, kb) = if a.key() <= b.key() { (a.key(), b.key()) } else { (b.key(), a.key()) };
+                sqlx::query(
+                    "INSERT INTO link_suggestions (identity_a, identity_b, reason, first_seen_ms, status) \
+                     VALUES ($1, $2, 'dismissed by an operator', $3, 'dismissed') \
+                     ON CONFLICT (identity_a, identity_b) DO UPDATE SET status = 'dismissed'",
+                )
+                .bind(&ka)
+                .bind(&kb)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Some(n))
+            }
+
+            async fn blocked_identities(&self) -> Result<Vec<BlockedIdentity>> {
+                let rows = sqlx::query(
+                    "SELECT identity, reason, customers, records, blocked_at_ms, status \
+                     FROM blocked_identities ORDER BY blocked_at_ms DESC, identity",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(BlockedIdentity {
+                            identity: r.try_get("identity")?,
+                            reason: r.try_get("reason")?,
+                            customers: r.try_get("customers")?,
+                            records: r.try_get("records")?,
+                            blocked_at_ms: r.try_get("blocked_at_ms")?,
+                            status: r.try_get("status")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn unblock_identity(&self, identity: &str) -> Result<bool> {
+                let mut tx = self.begin_write().await?;
+                let n = sqlx::query(
+                    "UPDATE blocked_identities SET status = 'unblocked' \
+                     WHERE identity = $1 AND status = 'blocked'",
+                )
+                .bind(identity)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok(n > 0)
+            }
+
             async fn link_suggestions(&self) -> Result<Vec<LinkSuggestion>> {
                 let rows = sqlx::query(
-                    "SELECT identity_a, identity_b, reason, first_seen_ms FROM link_suggestions \
-                     WHERE status = 'open' ORDER BY first_seen_ms, identity_a, identity_b",
+                    "SELECT identity_a, identity_b, reason, first_seen_ms, score, evidence \
+                     FROM link_suggestions WHERE status = 'open' \
+                     ORDER BY CASE WHEN score IS NULL THEN 1 ELSE 0 END, score DESC, \
+                     first_seen_ms, identity_a, identity_b",
                 )
                 .fetch_all(&self.pool)
                 .await?;
@@ -1128,6 +1474,10 @@ macro_rules! impl_store {
                         other,
                         reason: r.try_get("reason")?,
                         first_seen_ms: r.try_get("first_seen_ms")?,
+                        score: r.try_get("score")?,
+                        evidence: r
+                            .try_get::<Option<String>, _>("evidence")?
+                            .and_then(|e| serde_json::from_str(&e).ok()),
                     });
                 }
                 Ok(out)
@@ -1535,7 +1885,18 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                    sqlx::query("DELETE FROM blocked_identities WHERE identity = $1")
+                        .bind(k)
+                        .execute(&mut *tx)
+                        .await?;
                 }
+                // The name keys of the interactions that went.
+                sqlx::query(
+                    "DELETE FROM name_keys WHERE NOT EXISTS \
+                     (SELECT 1 FROM interactions i WHERE i.id = name_keys.interaction_id)",
+                )
+                .execute(&mut *tx)
+                .await?;
                 for needle in &e.quarantine_needles {
                     out.quarantined += sqlx::query(
                         "DELETE FROM quarantine WHERE LOWER(raw) LIKE $1 OR LOWER(message) LIKE $1",

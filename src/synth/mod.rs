@@ -356,11 +356,10 @@ pub fn identity_world(people: u32, interactions: u64, seed: u64) -> IdentityWorl
         if rng.below(4) == 0 {
             handles.push(format!("bluesky:did:plc:{:x}", 0xabc000 + u64::from(p)));
         }
+        // The full name, written as reviewers and requesters write it: sometimes in
+        // lower case, sometimes without its accents.
         persons.push(Person {
-            name: format!(
-                "{first} {}.",
-                &last[..last.char_indices().nth(1).map_or(1, |(i, _)| i)]
-            ),
+            name: format!("{first} {last}"),
             emails,
             phone,
             handles,
@@ -408,9 +407,21 @@ pub fn identity_world(people: u32, interactions: u64, seed: u64) -> IdentityWorl
             ..Default::default()
         };
         r.set(Field::ExternalId, "id", format!("w{n}"));
-        r.set(Field::OccurredAt, "at", "2026-03-01T10:00:00Z");
+        // Spread over half a year, so that a name's records are days or months apart.
+        let at = 1_767_225_600 + rng.below(180 * 86_400) as i64;
+        let at = chrono::DateTime::from_timestamp(at, 0).unwrap_or_default();
+        r.set(
+            Field::OccurredAt,
+            "at",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
         r.set(Field::Location, "store", "berlin-mitte");
-        r.set(Field::Name, "name", person.name.clone());
+        let name = match rng.below(10) {
+            0 => person.name.to_lowercase(),
+            1 => crate::pipeline::sentiment::lexicon::fold(&person.name),
+            _ => person.name.clone(),
+        };
+        r.set(Field::Name, "name", name);
         let kind = if full { 0 } else { rng.below(4) };
         match kind {
             // a ticket: an email, sometimes the phone, the requester id

@@ -474,6 +474,257 @@ async fn a_nul_byte_is_kept_visible_and_fails_nothing(db: TestDb) {
     assert_eq!(q[0].entry.error.raw, "x,\u{FFFD},y");
 }
 
+/// Issue 5: an interaction of `email`'s customer, signed `name`.
+#[allow(clippy::too_many_arguments)]
+fn signed(
+    id: &str,
+    day: i64,
+    email: &str,
+    name: &str,
+    location: &str,
+    source: &str,
+    kind: InteractionKind,
+) -> Interaction {
+    let mut i = interaction(id, day * 86_400_000, Some(email), "hello");
+    i.author_name = Some(name.into());
+    i.location_id = Some(location.into());
+    i.source = source.into();
+    i.kind = kind;
+    i.content_hash = content_hash(&i);
+    i
+}
+
+async fn a_shared_full_name_is_a_scored_suggestion_never_a_merge(db: TestDb) {
+    let s = db.store.as_ref();
+    let window = 14 * 86_400_000;
+    let email = |e: &str| Identity::new(IdentityKind::Email, e);
+    s.write_batch(batch(vec![
+        // One Anna: a ticket and, two days later, a survey from another address.
+        signed(
+            "t1",
+            10,
+            "anna.mueller@x.org",
+            "Anna Müller",
+            "berlin-mitte",
+            "zendesk",
+            InteractionKind::Ticket,
+        ),
+        signed(
+            "s1",
+            12,
+            "anna@work.example",
+            "  ANNA   MULLER ",
+            "berlin-mitte",
+            "typeform",
+            InteractionKind::SurveyResponse,
+        ),
+        // The same name in another city, the next day: a lower score.
+        signed(
+            "h1",
+            11,
+            "anna@hamburg.example",
+            "anna müller",
+            "hamburg",
+            "zendesk",
+            InteractionKind::Ticket,
+        ),
+        // ... and in Berlin months later: nothing.
+        signed(
+            "l1",
+            70,
+            "anna.late@x.org",
+            "Anna Müller",
+            "berlin-mitte",
+            "zendesk",
+            InteractionKind::Ticket,
+        ),
+        // A first name alone and another name: nothing.
+        signed(
+            "f1",
+            10,
+            "anna2@x.org",
+            "Anna",
+            "berlin-mitte",
+            "typeform",
+            InteractionKind::SurveyResponse,
+        ),
+        signed(
+            "b1",
+            10,
+            "ben@x.org",
+            "Ben Weber",
+            "berlin-mitte",
+            "typeform",
+            InteractionKind::SurveyResponse,
+        ),
+    ]))
+    .await
+    .unwrap();
+    let customers = s.counts().await.unwrap().customers;
+    assert_eq!(customers, 6);
+    let fingerprint = s.fingerprint().await.unwrap();
+    let o = s.suggest_by_name(window).await.unwrap();
+    assert_eq!(o.read, 6, "{o:?}");
+    assert_eq!(o.suggestions, 2, "{o:?}");
+    // Never a merge: every interaction keeps its customer.
+    assert_eq!(s.fingerprint().await.unwrap(), fingerprint);
+    let sug: Vec<_> = s
+        .link_suggestions()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.reason == "display_name")
+        .collect();
+    assert_eq!(sug.len(), 2, "{sug:#?}");
+    let keys = |x: &tideline::store::LinkSuggestion| {
+        let mut k = [x.shared.value.clone(), x.other.value.clone()];
+        k.sort();
+        k
+    };
+    // Highest score first: the Berlin pair across two channels, then Hamburg.
+    assert_eq!(keys(&sug[0]), ["anna.mueller@x.org", "anna@work.example"]);
+    assert_eq!(keys(&sug[1]), ["anna@hamburg.example", "anna@work.example"]);
+    let (top, low) = (sug[0].score.unwrap(), sug[1].score.unwrap());
+    assert!(top > low && top <= 1.0 && low >= 0.5, "{top} {low}");
+    let e = sug[0].evidence.as_ref().unwrap();
+    assert_eq!(e["gap_ms"], 2 * 86_400_000_i64);
+    assert_eq!(e["customers_with_name"], 4);
+    let sides = [
+        e["a"]["external_id"].as_str(),
+        e["b"]["external_id"].as_str(),
+    ];
+    assert!(
+        sides.contains(&Some("t1")) && sides.contains(&Some("s1")),
+        "{e}"
+    );
+    assert_eq!(e["a"]["location_id"], "berlin-mitte");
+    assert_ne!(sug[0].shared_customer, sug[0].other_customer);
+    // A second pass with nothing new suggests nothing new.
+    assert_eq!(s.suggest_by_name(window).await.unwrap().suggestions, 0);
+
+    // The operator rejects the Berlin pair: a new sighting does not bring it back.
+    let n = s
+        .dismiss_suggestion(&email("anna.mueller@x.org"), &email("anna@work.example"))
+        .await
+        .unwrap();
+    assert_eq!(n, Some(1));
+    s.write_batch(batch(vec![signed(
+        "t2",
+        13,
+        "anna.mueller@x.org",
+        "Anna Müller",
+        "berlin-mitte",
+        "google",
+        InteractionKind::Review,
+    )]))
+    .await
+    .unwrap();
+    s.suggest_by_name(window).await.unwrap();
+    let a = s
+        .customer_by_identity(&email("anna.mueller@x.org"))
+        .await
+        .unwrap();
+    let b = s
+        .customer_by_identity(&email("anna@work.example"))
+        .await
+        .unwrap();
+    let open = s.link_suggestions().await.unwrap();
+    assert!(
+        !open.iter().any(|x| {
+            let pair = [x.shared_customer.clone(), x.other_customer.clone()];
+            pair.contains(&a) && pair.contains(&b)
+        }),
+        "{open:#?}"
+    );
+    // Accepting the other one with `link` merges them and closes it.
+    let h = open.iter().find(|x| x.reason == "display_name").unwrap();
+    let (from, into) = s.link(&h.shared, &h.other).await.unwrap().unwrap();
+    assert_ne!(from, into);
+    assert!(
+        !s.link_suggestions()
+            .await
+            .unwrap()
+            .iter()
+            .any(|x| x.shared == h.shared && x.other == h.other)
+    );
+}
+
+async fn an_identity_on_eight_customers_is_blocked_and_they_stay_apart(db: TestDb) {
+    let s = db.store.as_ref();
+    let noreply = Identity::new(IdentityKind::Email, "noreply@shop.example");
+    let with_shop = |id: &str, email: &str| {
+        let mut i = interaction(id, 1_000, Some(email), "order question");
+        i.identities.push(noreply.clone());
+        i.identities.sort();
+        i.content_hash = content_hash(&i);
+        i
+    };
+    let records: Vec<Interaction> = (0..8)
+        .map(|k| with_shop(&format!("n{k}"), &format!("p{k}@x.org")))
+        .collect();
+    let o = s.write_batch(batch(records)).await.unwrap();
+    assert_eq!(o.blocked_identities, 1, "{o:?}");
+    assert_eq!(o.merged_customers, 0, "{o:?}");
+    let mut owners = Vec::new();
+    for k in 0..8 {
+        let e = Identity::new(IdentityKind::Email, format!("p{k}@x.org"));
+        owners.push(s.customer_by_identity(&e).await.unwrap().unwrap());
+    }
+    owners.sort();
+    owners.dedup();
+    assert_eq!(owners.len(), 8, "the eight stay apart");
+    assert_eq!(s.customer_by_identity(&noreply).await.unwrap(), None);
+    let blocked = s.blocked_identities().await.unwrap();
+    assert_eq!(blocked.len(), 1, "{blocked:?}");
+    assert_eq!(blocked[0].identity, "email:noreply@shop.example");
+    assert_eq!((blocked[0].customers, blocked[0].records), (8, 8));
+    assert_eq!(blocked[0].status, "blocked");
+    assert!(blocked[0].reason.contains("max_customers_per_identity = 5"));
+    // Later batches do not join through it either, one record at a time.
+    s.write_batch(batch(vec![with_shop("n8", "q@x.org")]))
+        .await
+        .unwrap();
+    s.write_batch(batch(vec![with_shop("n9", "p0@x.org")]))
+        .await
+        .unwrap();
+    let q = s
+        .customer_by_identity(&Identity::new(IdentityKind::Email, "q@x.org"))
+        .await
+        .unwrap();
+    let p0 = s
+        .customer_by_identity(&Identity::new(IdentityKind::Email, "p0@x.org"))
+        .await
+        .unwrap();
+    assert!(q.is_some() && q != p0);
+    assert_eq!(s.customer_by_identity(&noreply).await.unwrap(), None);
+    // Five are not more than five: a shared number on five customers stays usable.
+    let desk = Identity::new(IdentityKind::Phone, "+4930555000");
+    let five: Vec<Interaction> = (0..5)
+        .map(|k| {
+            let mut i = interaction(&format!("d{k}"), 1_000, Some(&format!("d{k}@x.org")), "hi");
+            i.identities.push(desk.clone());
+            i.content_hash = content_hash(&i);
+            i
+        })
+        .collect();
+    assert_eq!(
+        s.write_batch(batch(five)).await.unwrap().blocked_identities,
+        0
+    );
+    // The operator unblocks it.
+    assert!(
+        s.unblock_identity("email:noreply@shop.example")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.unblock_identity("email:noreply@shop.example")
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.blocked_identities().await.unwrap()[0].status, "unblocked");
+}
+
 on_both_backends!(
     a_nul_byte_is_kept_visible_and_fails_nothing,
     unlink_splits_along_the_evidence_and_stays_split,
@@ -486,4 +737,6 @@ on_both_backends!(
     quarantine_rows_are_kept_once_and_can_be_resolved,
     location_figures_carry_their_sample_sizes,
     a_file_import_is_idempotent,
+    a_shared_full_name_is_a_scored_suggestion_never_a_merge,
+    an_identity_on_eight_customers_is_blocked_and_they_stay_apart,
 );
