@@ -1,6 +1,7 @@
 //! `tideline demo`: a fresh SQLite database in a directory, the bundled sample exports
 //! imported through the same path as `tideline import`, and what a user wants to see
-//! printed and written: per-location figures, a few customer timelines, the quarantine.
+//! printed and written: the reputation report (HTML, CSV, JSON), per-location figures, a
+//! few customer timelines, the quarantine.
 
 use crate::config::{Config, Overrides};
 use crate::connectors::files::Preset;
@@ -89,6 +90,10 @@ pub enum DemoError {
     Timeline(#[from] timeline::TimelineError),
     #[error(transparent)]
     Analyze(#[from] crate::analyze::AnalyzeError),
+    #[error(transparent)]
+    Report(#[from] crate::outputs::indicators::IndicatorsError),
+    #[error("cannot write the CSV report: {0}")]
+    Csv(#[from] csv::Error),
 }
 
 /// What the demo did, for its caller and tests.
@@ -250,6 +255,61 @@ pub async fn run(out: &Path) -> Result<DemoReport, DemoError> {
             .as_bytes(),
     )?;
 
+    // The reputation report of the last 90 days of the samples against the 90 before.
+    let newest = figs
+        .iter()
+        .filter_map(|f| f.last_at.as_deref())
+        .max()
+        .and_then(|d| chrono::NaiveDate::parse_from_str(d.get(..10)?, "%Y-%m-%d").ok());
+    if let Some(newest) = newest {
+        use crate::outputs::report;
+        let req = report::ReportRequest {
+            scope: crate::outputs::indicators::Scope::AllLocations,
+            period: crate::pipeline::indicators::PeriodSpec::Dates(
+                newest - chrono::Duration::days(89),
+                newest,
+            ),
+            waiting_limit: report::WAITING_LIMIT,
+        };
+        let r = report::build(store.as_ref(), &config, &req, crate::store::now_ms()).await?;
+        write(
+            &out.join("report.html"),
+            report::html::render(&r).as_bytes(),
+        )?;
+        write(&out.join("report.csv"), report::csv::render(&r)?.as_bytes())?;
+        write(
+            &out.join("report.json"),
+            serde_json::to_string_pretty(&r)
+                .expect("plain data")
+                .as_bytes(),
+        )?;
+        text.push_str(&format!(
+            "Reputation report, {} to {} against the 90 days before (report.html)
+",
+            newest - chrono::Duration::days(89),
+            newest
+        ));
+        for p in &r.portfolio {
+            let waiting = r
+                .locations
+                .iter()
+                .find(|l| l.indicators.location_id.as_deref() == Some(p.location_id.as_str()))
+                .map_or(0, |l| l.waiting_total);
+            text.push_str(&format!(
+                "  {}. {:<22} reviews {:>3} (before {:>3})  stars {} (before {})  waiting for an answer {}{}\n",
+                p.rank,
+                crate::outputs::one_line(&p.name, 22),
+                p.reviews,
+                p.reviews_previous,
+                p.stars.map_or("-".into(), |s| format!("{s:.2}")),
+                p.stars_previous.map_or("-".into(), |s| format!("{s:.2}")),
+                waiting,
+                if p.moved { "  moved" } else { "" }
+            ));
+        }
+        text.push('\n');
+    }
+
     let quarantine = store.quarantine(Some("open")).await?;
     text.push_str("Quarantine (fix the mapping or the file, then `tideline quarantine replay`)\n");
     for q in &quarantine {
@@ -262,7 +322,7 @@ pub async fn run(out: &Path) -> Result<DemoReport, DemoError> {
             .as_bytes(),
     )?;
     text.push_str(&format!(
-        "\nWritten to {}: tideline.db, summary.md, summary.json, timelines/, changes.txt, changes.json, quarantine.json\n",
+        "\nWritten to {}: tideline.db, report.html, report.csv, report.json, summary.md, summary.json, timelines/, changes.txt, changes.json, quarantine.json\n",
         out.display()
     ));
     write(&out.join("demo.txt"), text.as_bytes())?;

@@ -43,6 +43,9 @@ fn demo_writes_a_database_a_summary_and_timelines() {
     }
     for f in [
         "tideline.db",
+        "report.html",
+        "report.csv",
+        "report.json",
         "summary.md",
         "summary.json",
         "quarantine.json",
@@ -52,6 +55,22 @@ fn demo_writes_a_database_a_summary_and_timelines() {
     ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
+    // The reputation report: every store, its sections, and the portfolio in the output.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for needle in [
+        "Portfolio",
+        "Warszawa Centrum",
+        "Reviews waiting for an answer",
+        "When satisfaction changed",
+        "<svg",
+    ] {
+        assert!(html.contains(needle), "report.html lacks {needle}");
+    }
+    assert!(!html.contains("<script"), "no script in the report");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["locations"].as_array().unwrap().len(), 5);
+    assert!(text.contains("Reputation report, "), "{text}");
     let timelines = std::fs::read_dir(out.join("timelines")).unwrap().count();
     assert!(timelines >= 6, "{timelines}");
     let summary: serde_json::Value =
