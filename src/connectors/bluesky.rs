@@ -33,9 +33,6 @@ const SEARCH: &str = "/xrpc/app.bsky.feed.searchPosts";
 const CREATE: &str = "/xrpc/com.atproto.server.createSession";
 const REFRESH: &str = "/xrpc/com.atproto.server.refreshSession";
 
-/// The secret's configuration key, named when the server refuses it.
-const SECRET_KEY: &str = "app_password";
-
 #[derive(Debug, Clone)]
 struct Session {
     access: Secret,
@@ -229,8 +226,7 @@ impl Bluesky {
                 &|rb| rb,
                 &Self::wait_for,
             )
-            .await
-            .map_err(|e| e.naming_secret(SECRET_KEY))?;
+            .await?;
         let s = Self::read_session(&resp.body, &label)?;
         tracing::info!(connector = %cx.connector, "Opened a Bluesky session.");
         self.remember(Some(s.clone()));
@@ -313,11 +309,9 @@ impl Bluesky {
                         self.create_session(cx).await?
                     }
                 };
-                self.search(url, label, cx, &renewed)
-                    .await
-                    .map_err(|e| e.naming_secret(SECRET_KEY))
+                self.search(url, label, cx, &renewed).await
             }
-            other => other.map_err(|e| e.naming_secret(SECRET_KEY)),
+            other => other,
         }
     }
 

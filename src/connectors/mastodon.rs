@@ -26,8 +26,6 @@ use serde_json::Value;
 use std::cmp::Ordering;
 use std::time::Duration;
 
-const SECRET_KEY: &str = "access_token";
-
 #[derive(Debug)]
 pub struct Mastodon {
     http: Http,
@@ -144,8 +142,7 @@ impl super::Connector for Mastodon {
         let resp = self
             .http
             .get(&url, &label, cx, &authorize, &reset_wait)
-            .await
-            .map_err(|e| e.naming_secret(SECRET_KEY))?;
+            .await?;
         self.pace.after(
             social::header_f64(&resp.headers, "x-ratelimit-remaining"),
             reset_wait(&resp.headers),

@@ -88,14 +88,10 @@ pub enum ConnectorError {
 }
 
 impl ConnectorError {
-    /// A refused credential names the configuration key of the secret (never its
-    /// value), so the operator knows which file or variable to fix.
-    pub fn naming_secret(self, key: &str) -> ConnectorError {
-        self.naming_secrets(&[key])
-    }
-
-    /// [`Self::naming_secret`] for connectors with several secrets (OAuth client secret
-    /// and refresh token). An error that names its secret already is left as it is.
+    /// A refused credential names the configuration keys of its secrets (never their
+    /// values), so the operator knows which file or variable to fix. The runner applies
+    /// it to every connector's errors ([`crate::config::ConnectorKind::secret_keys`]); an
+    /// error that names its secret already is left as it is.
     pub fn naming_secrets(self, keys: &[&str]) -> ConnectorError {
         match self {
             ConnectorError::Auth {

@@ -30,8 +30,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
 
-const SECRET_KEY: &str = "client_secret";
-
 #[derive(Debug)]
 pub struct Reddit {
     http: Http,
@@ -150,8 +148,7 @@ impl Reddit {
                 &authorize,
                 &reset_wait,
             )
-            .await
-            .map_err(|e| e.naming_secret(SECRET_KEY))?;
+            .await?;
         let v = social::json_body(&resp.body, label)?;
         let Some(token) = v
             .get("access_token")
@@ -167,8 +164,7 @@ impl Reddit {
                     "no access_token ({})",
                     error.as_deref().unwrap_or("no error named")
                 ),
-            }
-            .naming_secret(SECRET_KEY));
+            });
         };
         let lifetime = v.get("expires_in").and_then(Value::as_u64).unwrap_or(3600);
         let until =
@@ -230,7 +226,7 @@ impl Reddit {
                     tracing::info!(connector = %cx.connector, "Reddit refused the access token; fetching a new one.");
                     renew = true;
                 }
-                other => return other.map_err(|e| e.naming_secret(SECRET_KEY)),
+                other => return other,
             }
         }
     }

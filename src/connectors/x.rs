@@ -28,7 +28,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 const SEARCH: &str = "/2/tweets/search/recent";
-const SECRET_KEY: &str = "bearer_token";
 
 #[derive(Debug)]
 pub struct X {
@@ -109,8 +108,7 @@ impl super::Connector for X {
         let resp = self
             .http
             .get(&url, &label, cx, &authorize, &reset_wait)
-            .await
-            .map_err(|e| e.naming_secret(SECRET_KEY))?;
+            .await?;
         self.pace.after(
             social::header_f64(&resp.headers, "x-rate-limit-remaining"),
             reset_wait(&resp.headers),

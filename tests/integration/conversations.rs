@@ -3,7 +3,7 @@
 //! 4.3 and 5.2), and the `intercom-csv` and `typeform-json` presets over fixtures.
 
 use crate::common::TestDb;
-use crate::fakes::{self, header, user_agent_ok};
+use crate::fakes::{self, find, header, stored, user_agent_ok};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -36,22 +36,6 @@ aliases = ["Berlin-01"]
         db.url.expose()
     );
     Config::from_toml(&text, "test", &Overrides::default()).unwrap()
-}
-
-async fn stored(db: &TestDb) -> Vec<tideline::model::Interaction> {
-    db.store
-        .interactions_after(0, 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.interaction)
-        .collect()
-}
-
-fn find<'a>(all: &'a [tideline::model::Interaction], id: &str) -> &'a tideline::model::Interaction {
-    all.iter()
-        .find(|i| i.external_id == id)
-        .unwrap_or_else(|| panic!("{id} not stored"))
 }
 
 pub mod intercom {

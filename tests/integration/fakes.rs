@@ -38,6 +38,30 @@ pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Every stored interaction, in id order.
+pub async fn stored(db: &TestDb) -> Vec<tideline::model::Interaction> {
+    db.store
+        .interactions_after(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.interaction)
+        .collect()
+}
+
+/// The stored interaction with this external id; the test fails listing what is stored.
+pub fn find<'a>(
+    all: &'a [tideline::model::Interaction],
+    id: &str,
+) -> &'a tideline::model::Interaction {
+    all.iter().find(|i| i.external_id == id).unwrap_or_else(|| {
+        panic!(
+            "{id} not stored: {:?}",
+            all.iter().map(|i| &i.external_id).collect::<Vec<_>>()
+        )
+    })
+}
+
 /// Runs the configuration's first connector once.
 pub async fn sync(
     db: &TestDb,

@@ -8,7 +8,7 @@
 //! fetching nothing, and an updated feed bringing only its new entry.
 
 use crate::common::{self, TestDb};
-use crate::fakes::{self, header, user_agent_ok};
+use crate::fakes::{self, find, header, stored, user_agent_ok};
 use crate::on_both_backends;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -334,25 +334,6 @@ country = "DE"
 
 fn parse(text: &str) -> Config {
     Config::from_toml(text, "test", &Overrides::default()).unwrap()
-}
-
-async fn stored(db: &TestDb) -> Vec<tideline::model::Interaction> {
-    db.store
-        .interactions_after(0, 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.interaction)
-        .collect()
-}
-
-fn find<'a>(all: &'a [tideline::model::Interaction], id: &str) -> &'a tideline::model::Interaction {
-    all.iter().find(|i| i.external_id == id).unwrap_or_else(|| {
-        panic!(
-            "{id} not stored: {:?}",
-            all.iter().map(|i| &i.external_id).collect::<Vec<_>>()
-        )
-    })
 }
 
 /// Every external id once, as many as expected, all mentions.

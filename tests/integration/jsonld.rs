@@ -8,7 +8,7 @@
 //! run; `tideline sync NAME` through the binary.
 
 use crate::common::TestDb;
-use crate::fakes::{self, header};
+use crate::fakes::{self, find, header, stored};
 use crate::on_both_backends;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -313,25 +313,6 @@ country = "DE"
 
 fn config(db: &TestDb, connector: &str) -> Config {
     Config::from_toml(&config_text(db, connector), "test", &Overrides::default()).unwrap()
-}
-
-async fn stored(db: &TestDb) -> Vec<tideline::model::Interaction> {
-    db.store
-        .interactions_after(0, 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.interaction)
-        .collect()
-}
-
-fn find<'a>(all: &'a [tideline::model::Interaction], id: &str) -> &'a tideline::model::Interaction {
-    all.iter().find(|i| i.external_id == id).unwrap_or_else(|| {
-        panic!(
-            "{id} not stored: {:?}",
-            all.iter().map(|i| &i.external_id).collect::<Vec<_>>()
-        )
-    })
 }
 
 fn gap(a: &Hit, b: &Hit) -> f64 {

@@ -8,7 +8,7 @@
 //! against what the server asked for.
 
 use crate::common::TestDb;
-use crate::fakes::{self, header, user_agent_ok};
+use crate::fakes::{self, find, header, stored, user_agent_ok};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -147,22 +147,6 @@ country = "DE"
 
 fn cursor(v: Option<String>) -> Value {
     serde_json::from_str(v.as_deref().expect("a cursor")).unwrap()
-}
-
-async fn stored(db: &TestDb) -> Vec<tideline::model::Interaction> {
-    db.store
-        .interactions_after(0, 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.interaction)
-        .collect()
-}
-
-fn find<'a>(all: &'a [tideline::model::Interaction], id: &str) -> &'a tideline::model::Interaction {
-    all.iter()
-        .find(|i| i.external_id == id)
-        .unwrap_or_else(|| panic!("{id} not stored"))
 }
 
 fn has_identity(i: &tideline::model::Interaction, value: &str) -> bool {
