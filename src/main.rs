@@ -14,6 +14,12 @@ use tideline::outputs::{summary, timeline};
 use tideline::pipeline::Analyzer;
 use tideline::store::{self, ConnectOptions, Store};
 
+/// mimalloc instead of glibc's allocator: resolving and writing a batch frees many small
+/// strings and then allocates large buffers, which sent glibc into `malloc_consolidate`
+/// for a fifth of the identity benchmark's time.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "tideline",

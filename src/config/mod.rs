@@ -408,10 +408,10 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
     let http = http::validate(raw.http, &mut problems);
 
     // import
-    let batch_rows = raw.import.batch_rows.unwrap_or(5000);
+    let batch_rows = raw.import.batch_rows.unwrap_or(20_000);
     if !(1..=100_000).contains(&batch_rows) {
         problems.push(format!(
-            "import.batch_rows: {batch_rows} is out of range; fix: use 1 to 100000 (default 5000)"
+            "import.batch_rows: {batch_rows} is out of range; fix: use 1 to 100000 (default 20000)"
         ));
     }
     let default_timezone = parse_tz(
@@ -646,7 +646,7 @@ mod tests {
     #[test]
     fn empty_file_is_valid() {
         let c = Config::from_toml("", "t.toml", &Overrides::default()).unwrap();
-        assert_eq!(c.import.batch_rows, 5000);
+        assert_eq!(c.import.batch_rows, 20_000);
         assert!(c.storage.database_url.is_none());
     }
 

@@ -4,6 +4,7 @@
 //! module decides which customer each interaction belongs to.
 
 use crate::model::{Identity, IdentityKind};
+use rustc_hash::{FxHashMap, FxHashSet};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -241,7 +242,7 @@ pub fn resolve_with<I: AsRef<[Identity]>>(
     limits: &Limits,
 ) -> Resolution {
     // Union-find over the strong identities of the batch.
-    let mut index: HashMap<&Identity, usize> = HashMap::new();
+    let mut index: FxHashMap<&Identity, usize> = FxHashMap::default();
     let mut nodes: Vec<&Identity> = Vec::new();
     for ids in items {
         for id in ids.as_ref().iter().filter(|i| i.kind.is_strong()) {
@@ -374,8 +375,8 @@ pub fn resolve_with<I: AsRef<[Identity]>>(
         }
     }
     // Existing customers and the smallest identity per component.
-    let mut existing: HashMap<usize, BTreeSet<String>> = HashMap::new();
-    let mut smallest: HashMap<usize, &Identity> = HashMap::new();
+    let mut existing: FxHashMap<usize, BTreeSet<String>> = FxHashMap::default();
+    let mut smallest: FxHashMap<usize, &Identity> = FxHashMap::default();
     for (i, id) in nodes.iter().enumerate() {
         let root = find(&mut parent, i);
         if let Some(c) = known.get(*id) {
@@ -387,7 +388,7 @@ pub fn resolve_with<I: AsRef<[Identity]>>(
         }
     }
     let mut out = Resolution::default();
-    let mut customer_of_root: HashMap<usize, String> = HashMap::new();
+    let mut customer_of_root: FxHashMap<usize, String> = FxHashMap::default();
     let mut roots: Vec<usize> = smallest.keys().copied().collect();
     roots.sort_unstable();
     for root in roots {
@@ -477,20 +478,29 @@ pub fn shared_identities<I: AsRef<[Identity]>>(
 ) -> Vec<SharedIdentity> {
     let max = max.max(1);
     // Suspects: what each identity appears beside, by customer when known.
-    let label = |id: &Identity| -> String {
-        known
-            .get(id)
-            .map_or_else(|| id.key(), |c| format!("customer\u{0}{c}"))
-    };
-    let mut beside: HashMap<&Identity, (BTreeSet<String>, usize)> = HashMap::new();
+    // What an identity is seen beside: the customer it belongs to, else itself.
+    #[derive(PartialEq, Eq, Hash)]
+    enum Label<'a> {
+        Customer(&'a str),
+        Identity(&'a Identity),
+    }
+    fn label<'a>(known: &'a HashMap<Identity, String>, id: &'a Identity) -> Label<'a> {
+        match known.get(id) {
+            Some(c) => Label::Customer(c.as_str()),
+            None => Label::Identity(id),
+        }
+    }
+    let mut beside: FxHashMap<&Identity, (FxHashSet<Label>, usize)> = FxHashMap::default();
+    let mut strong: Vec<&Identity> = Vec::new();
     for ids in items {
-        let strong: Vec<&Identity> = ids.as_ref().iter().filter(|i| i.kind.is_strong()).collect();
+        strong.clear();
+        strong.extend(ids.as_ref().iter().filter(|i| i.kind.is_strong()));
         for x in &strong {
             let e = beside.entry(x).or_default();
             e.1 += 1;
             for y in &strong {
                 if x != y {
-                    e.0.insert(label(y));
+                    e.0.insert(label(known, y));
                 }
             }
         }

@@ -11,7 +11,7 @@ fn the_example_config_parses_with_every_section() {
     let c = Config::from_toml(&text, "config/example.toml", &Overrides::default()).unwrap();
     assert_eq!(c.locations.len(), 1);
     assert_eq!(c.storage.max_connections, 8);
-    assert_eq!(c.import.batch_rows, 5000);
+    assert_eq!(c.import.batch_rows, 20_000);
     assert_eq!(c.pipeline.languages.len(), 12);
     assert!(c.pipeline.sentiment_adapt);
     assert_eq!(c.pipeline.sentiment_adapt_cron, "0 30 3 * * *");
