@@ -838,6 +838,7 @@ on_both_backends!(
     a_digest_per_scope_in_the_recipients_zone_and_language,
     sent_once_per_recipient_and_period_also_when_instances_race,
     a_failing_server_leaves_the_digest_unsent_and_it_is_retried,
+    the_daemon_job_sends_each_due_digest_once,
 );
 
 /// The binary: `digest --preview` writes the message without sending or marking it;
@@ -926,4 +927,47 @@ async fn the_digest_command_previews_and_sends_once() {
         err.contains("nobody@example.test") && err.contains("fix:"),
         "{err}"
     );
+}
+
+/// The daemon's `digest` job (as `tideline run` schedules it) sends every due digest once:
+/// a second firing sends nothing. (It reads the wall clock, so the periods are today's.)
+async fn the_daemon_job_sends_each_due_digest_once(db: TestDb) {
+    let server = SmtpServer::start().await;
+    let config = config(&db, server.port);
+    seed(&db, &config).await;
+    let jobs = tideline::daemon::jobs(
+        &config,
+        db.store.clone(),
+        crate::common::analyzer(&config),
+        Arc::new(tideline::metrics::Metrics::new()),
+    );
+    let job = jobs
+        .iter()
+        .find(|j| j.name == "digest")
+        .expect("a digest job");
+    assert!(job.run_on_first_start);
+    let fire = |instance: &str| {
+        (job.run)(tideline::schedule::RunContext {
+            job: "digest".into(),
+            instance: instance.into(),
+            tick_ms: 0,
+            catch_up: false,
+            stop: tokio_util::sync::CancellationToken::new(),
+        })
+    };
+    let first = fire("one").await.unwrap();
+    assert!(first.starts_with("2 digest(s) sent"), "{first}");
+    let second = fire("two").await.unwrap();
+    assert!(second.starts_with("0 digest(s) sent"), "{second}");
+    assert_eq!(server.received().len(), 2);
+    // No recipients, no job.
+    let mut none = config.clone();
+    none.digest.recipients.clear();
+    let jobs = tideline::daemon::jobs(
+        &none,
+        db.store.clone(),
+        crate::common::analyzer(&none),
+        Arc::new(tideline::metrics::Metrics::new()),
+    );
+    assert!(jobs.iter().all(|j| j.name != "digest"));
 }
