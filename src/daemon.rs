@@ -3,7 +3,8 @@
 //! Jobs: `sync:<connector>` per `[[connector]]` (its own schedule and zone), `watch:<name>`
 //! per `[[watch]]` folder, `analyze`
 //! (change detection catch-up, `pipeline.detect_cron`) and `sentiment-adapt`
-//! (`pipeline.sentiment_adapt_cron`), the latter two read in `scheduler.timezone`. Every
+//! (`pipeline.sentiment_adapt_cron`), the latter two read in `scheduler.timezone`, and
+//! `digest` (`digest.check_cron`, UTC) when `[[digest.recipient]]`s are configured. Every
 //! firing goes through [`Runner`], which claims the tick in the store.
 //!
 //! Signals: SIGTERM/SIGINT stop taking ticks, let running jobs finish the page in hand
@@ -192,6 +193,46 @@ pub fn jobs(
             schedule: Schedule::parse(&config.pipeline.sentiment_adapt_cron, tz)
                 .expect("validated"),
             run_on_first_start: false,
+            run,
+        });
+    }
+    if !config.digest.recipients.is_empty() && config.smtp.is_some() {
+        // One job checks every recipient: each digest is due at the recipient's local
+        // hour in their zone (`outputs::digest::due_period`), and `digests_sent` makes
+        // it go out once; a failed one is tried again at the next check.
+        let (store, shared) = (store.clone(), Arc::new(config.clone()));
+        let run: RunFn = Arc::new(move |cx| {
+            let (store, config) = (store.clone(), shared.clone());
+            Box::pin(async move {
+                let now = chrono::Utc::now().timestamp_millis();
+                let reports =
+                    crate::digest::send_due(store.as_ref(), &config, None, &cx.instance, now)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                let sent = reports
+                    .iter()
+                    .filter(|r| matches!(r.outcome, crate::digest::Outcome::Sent { .. }))
+                    .count();
+                let failed: Vec<String> = reports
+                    .iter()
+                    .filter(|r| matches!(r.outcome, crate::digest::Outcome::Failed { .. }))
+                    .map(|r| r.to_string())
+                    .collect();
+                if failed.is_empty() {
+                    Ok(format!(
+                        "{sent} digest(s) sent, {} recipient(s) checked",
+                        reports.len()
+                    ))
+                } else {
+                    Err(format!("{sent} digest(s) sent; {}", failed.join("; ")))
+                }
+            })
+        });
+        jobs.push(ScheduledJob {
+            name: "digest".into(),
+            schedule: Schedule::parse(&config.digest.check_cron, chrono_tz::UTC)
+                .expect("validated"),
+            run_on_first_start: true,
             run,
         });
     }

@@ -9,6 +9,7 @@ pub mod connectors;
 pub mod daemon;
 pub mod demo;
 pub mod detect;
+pub mod digest;
 pub mod erasure;
 pub mod ingest;
 pub mod learn;

@@ -231,6 +231,29 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Email digests (`[[digest.recipient]]`): write one without sending it, or send the
+    /// due ones now. Each (recipient, period) is sent once, whoever sends it.
+    #[command(group(clap::ArgGroup::new("action").required(true).args(["preview", "send_now"])))]
+    Digest {
+        /// Write the digest of --recipient to --out as an RFC 5322 message (.eml: headers,
+        /// text and HTML parts) without sending it or marking it sent.
+        #[arg(long, requires_all = ["recipient", "out"])]
+        preview: bool,
+        /// Send every due digest not sent yet (or only --recipient's) over [smtp].
+        #[arg(long)]
+        send_now: bool,
+        /// The recipient's email address.
+        #[arg(long)]
+        recipient: Option<String>,
+        /// Where --preview writes the message.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Act as if it were this instant (RFC 3339), e.g. to preview an earlier period.
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -1228,6 +1251,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Digest {
+            preview,
+            send_now: _,
+            recipient,
+            out,
+            at,
+            format,
+        } => digest_command(&config, preview, recipient, out, at, format).await,
     }
 }
 
@@ -1587,6 +1618,57 @@ async fn sync_once(config: &Config, names: &[String], format: SummaryFormat) -> 
     if format == SummaryFormat::Json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn digest_command(
+    config: &Config,
+    preview: bool,
+    recipient: Option<String>,
+    out: Option<PathBuf>,
+    at: Option<String>,
+    format: Format,
+) -> Result<ExitCode> {
+    let now = match at {
+        Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
+            .with_context(|| {
+                format!("--at `{t}` is not an RFC 3339 instant; use e.g. 2026-03-30T09:00:00+02:00")
+            })?
+            .timestamp_millis(),
+        None => now_ms(),
+    };
+    let store = open_store(config).await?;
+    if preview {
+        let (Some(recipient), Some(out)) = (recipient, out) else {
+            bail!("--preview needs --recipient and --out");
+        };
+        let eml = tideline::digest::preview(store.as_ref(), config, &recipient, None, now).await?;
+        std::fs::write(&out, eml).with_context(|| format!("cannot write {}", out.display()))?;
+        eprintln!(
+            "digest for {recipient} written to {} (an RFC 5322 message with text and HTML parts; not sent)",
+            out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let instance = tideline::daemon::instance_name(config);
+    let reports =
+        tideline::digest::send_due(store.as_ref(), config, recipient.as_deref(), &instance, now)
+            .await?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
+        Format::Text => {
+            for r in &reports {
+                println!("{r}");
+            }
+        }
+    }
+    let failed = reports
+        .iter()
+        .any(|r| matches!(r.outcome, tideline::digest::Outcome::Failed { .. }));
     Ok(if failed {
         ExitCode::FAILURE
     } else {

@@ -6,6 +6,7 @@
 //! (see [`Overrides`]).
 
 mod daemon;
+mod digest;
 mod feed;
 mod http;
 mod indicators;
@@ -18,6 +19,10 @@ pub use daemon::{
     ConnectorConfig, ConnectorKind, DEFAULT_CONNECTOR_CRON, DelightedSettings, FreshdeskSettings,
     GoogleSettings, HelpscoutSettings, HttpSettings, IntercomSettings, SchedulerConfig,
     TypeformSettings, ZendeskAuth, ZendeskCsat, ZendeskSettings,
+};
+pub use digest::{
+    DEFAULT_DIGEST_CHECK_CRON, DigestConfig, DigestLanguage, DigestRecipient, DigestSchedule,
+    DigestScope, SmtpConfig, SmtpSecurity, is_loopback_host,
 };
 pub use feed::{FeedSettings, FeedSource};
 pub use http::{ApiToken, HttpConfig, Scope};
@@ -73,6 +78,9 @@ struct RawConfig {
     watches: Vec<watch::RawWatch>,
     #[serde(default)]
     indicators: indicators::RawIndicators,
+    smtp: Option<digest::RawSmtp>,
+    #[serde(default)]
+    digest: digest::RawDigest,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -222,6 +230,10 @@ pub struct Config {
     pub watches: Vec<WatchConfig>,
     /// `[indicators]`: small-sample rule, composite weights, CSAT thresholds.
     pub indicators: crate::pipeline::indicators::IndicatorSettings,
+    /// `[smtp]`: the server that carries email digests.
+    pub smtp: Option<SmtpConfig>,
+    /// `[digest]` and `[[digest.recipient]]`: who gets which digest when.
+    pub digest: DigestConfig,
 }
 
 /// Identities that must never join people.
@@ -590,6 +602,8 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
         &mut problems,
     );
     let indicators = indicators::validate(raw.indicators, &mut problems);
+    let smtp = digest::smtp(raw.smtp, &mut problems);
+    let digest = digest::digest(raw.digest, &location_ids, smtp.is_some(), &mut problems);
 
     if !problems.is_empty() {
         return Err(problems);
@@ -599,6 +613,8 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
         connectors,
         watches,
         indicators,
+        smtp,
+        digest,
         storage: StorageConfig {
             data_dir,
             database_url,

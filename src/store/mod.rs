@@ -639,6 +639,63 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         from_ms: i64,
         until_ms: i64,
     ) -> Result<Vec<ReportRow>>;
+
+    // --- email digests ---
+    /// Claims the digest of one (recipient, period) before sending it: one statement, so of
+    /// any number of instances one wins. `Some(attempt)`: send it; `None`: it was sent, or
+    /// another sender holds a live claim. A failed digest, or a claim whose lease ran out
+    /// (a crashed sender), is taken again with `attempt` + 1.
+    async fn claim_digest(&self, claim: &DigestClaim<'_>) -> Result<Option<i64>>;
+    /// Ends a claim: sent (with the Message-ID) or failed (with the error). `false`: the
+    /// claim was no longer this instance's.
+    async fn finish_digest(&self, done: &DigestDone<'_>) -> Result<bool>;
+    /// Digest sends, newest period first; one recipient or all.
+    async fn digest_sends(&self, recipient: Option<&str>, limit: i64) -> Result<Vec<DigestSend>>;
+}
+
+/// A claim of one digest: (recipient, cadence, period_start) is the key.
+#[derive(Debug, Clone)]
+pub struct DigestClaim<'a> {
+    /// The recipient's address in lower case.
+    pub recipient: &'a str,
+    /// `day` or `week`.
+    pub cadence: &'a str,
+    /// Local dates (YYYY-MM-DD) in the recipient's zone, both included.
+    pub period_start: &'a str,
+    pub period_end: &'a str,
+    pub instance: &'a str,
+    pub now_ms: i64,
+    /// How long the claim blocks others without being finished.
+    pub lease_ms: i64,
+}
+
+/// How a claimed digest ended.
+#[derive(Debug, Clone)]
+pub struct DigestDone<'a> {
+    pub recipient: &'a str,
+    pub cadence: &'a str,
+    pub period_start: &'a str,
+    pub instance: &'a str,
+    pub now_ms: i64,
+    /// `Ok(message_id)` or `Err(error as the operator sees it)`.
+    pub outcome: std::result::Result<&'a str, &'a str>,
+}
+
+/// One row of `digests_sent`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DigestSend {
+    pub recipient: String,
+    pub cadence: String,
+    pub period_start: String,
+    pub period_end: String,
+    /// `sending`, `sent` or `failed`.
+    pub state: String,
+    pub instance: String,
+    pub attempts: i64,
+    pub claimed_at_ms: i64,
+    pub sent_at_ms: Option<i64>,
+    pub message_id: Option<String>,
+    pub error: Option<String>,
 }
 
 /// One interaction as a report reads it.

@@ -2406,6 +2406,91 @@ macro_rules! impl_store {
                 Ok(by.into_values().collect())
             }
 
+            async fn claim_digest(&self, c: &DigestClaim<'_>) -> Result<Option<i64>> {
+                // One statement: PostgreSQL makes a concurrent insert of the same key wait
+                // for the first and then re-checks the WHERE on the committed row; SQLite
+                // has one writer. Either way one claim wins.
+                let attempt: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO digests_sent (recipient, cadence, period_start, period_end, state, \
+                     instance, attempts, claimed_at_ms, lease_until_ms) \
+                     VALUES ($1, $2, $3, $4, 'sending', $5, 1, $6, $7) \
+                     ON CONFLICT (recipient, cadence, period_start) DO UPDATE SET \
+                     state = 'sending', instance = excluded.instance, \
+                     attempts = digests_sent.attempts + 1, claimed_at_ms = excluded.claimed_at_ms, \
+                     lease_until_ms = excluded.lease_until_ms \
+                     WHERE digests_sent.state = 'failed' \
+                     OR (digests_sent.state = 'sending' AND digests_sent.lease_until_ms <= $6) \
+                     RETURNING attempts",
+                )
+                .bind(c.recipient)
+                .bind(c.cadence)
+                .bind(c.period_start)
+                .bind(c.period_end)
+                .bind(c.instance)
+                .bind(c.now_ms)
+                .bind(c.now_ms + c.lease_ms)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(attempt)
+            }
+
+            async fn finish_digest(&self, d: &DigestDone<'_>) -> Result<bool> {
+                let (state, message_id, error) = match d.outcome {
+                    Ok(id) => ("sent", Some(id), None),
+                    Err(e) => ("failed", None, Some(e)),
+                };
+                let done = sqlx::query(
+                    "UPDATE digests_sent SET state = $5, sent_at_ms = $6, message_id = $7, error = $8 \
+                     WHERE recipient = $1 AND cadence = $2 AND period_start = $3 AND instance = $4 \
+                     AND state = 'sending'",
+                )
+                .bind(d.recipient)
+                .bind(d.cadence)
+                .bind(d.period_start)
+                .bind(d.instance)
+                .bind(state)
+                .bind(d.outcome.is_ok().then_some(d.now_ms))
+                .bind(message_id)
+                .bind(error)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn digest_sends(
+                &self,
+                recipient: Option<&str>,
+                limit: i64,
+            ) -> Result<Vec<DigestSend>> {
+                let rows = sqlx::query(
+                    "SELECT recipient, cadence, period_start, period_end, state, instance, attempts, \
+                     claimed_at_ms, sent_at_ms, message_id, error FROM digests_sent \
+                     WHERE ($1 IS NULL OR recipient = $1) \
+                     ORDER BY period_start DESC, recipient, cadence LIMIT $2",
+                )
+                .bind(recipient)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(DigestSend {
+                            recipient: r.try_get("recipient")?,
+                            cadence: r.try_get("cadence")?,
+                            period_start: r.try_get("period_start")?,
+                            period_end: r.try_get("period_end")?,
+                            state: r.try_get("state")?,
+                            instance: r.try_get("instance")?,
+                            attempts: r.try_get("attempts")?,
+                            claimed_at_ms: r.try_get("claimed_at_ms")?,
+                            sent_at_ms: r.try_get("sent_at_ms")?,
+                            message_id: r.try_get("message_id")?,
+                            error: r.try_get("error")?,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn report_rows(
                 &self,
                 location_id: Option<&str>,

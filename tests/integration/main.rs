@@ -10,6 +10,7 @@ mod config;
 mod connectors;
 mod conversations;
 mod daemon;
+mod digest;
 mod erasure;
 mod fakes;
 mod feed;
