@@ -4,16 +4,19 @@
 
 mod common;
 
+mod browser;
 mod changes;
 mod cli;
 mod config;
 mod connectors;
 mod conversations;
 mod daemon;
+mod dashboard;
 mod erasure;
 mod fakes;
 mod feed;
 mod google;
+mod hostile;
 mod http;
 mod import;
 mod jsonld;
