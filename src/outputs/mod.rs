@@ -3,6 +3,7 @@
 
 pub mod changes;
 pub mod customer;
+pub mod dashboard;
 pub mod digest;
 pub mod http;
 pub mod indicators;

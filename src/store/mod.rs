@@ -82,6 +82,7 @@ pub fn without_nul(batch: &mut WriteBatch) {
         fix(&mut r.error.raw);
         fix(&mut r.error.message);
         fix(&mut r.error.origin);
+        fix(&mut r.error.expected);
         fix_opt(&mut r.error.field);
     }
 }

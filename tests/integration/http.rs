@@ -16,22 +16,23 @@ use tideline::metrics::Metrics;
 use tideline::outputs::http::{self, ApiState, ROUTES, Tokens};
 use tideline::pipeline::detect::Settings;
 
-const READ: &str = "read-token-for-tests-0123456789";
-const ADMIN: &str = "admin-token-for-tests-0123456789";
+pub(crate) const READ: &str = "read-token-for-tests-0123456789";
+pub(crate) const ADMIN: &str = "admin-token-for-tests-0123456789";
 const WRONG: &str = "read-token-for-tests-012345678X";
 
-struct Api {
-    base: String,
-    client: reqwest::Client,
-    state: ApiState,
+/// The API served in-process (also the dashboard's tests use it).
+pub(crate) struct Api {
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) state: ApiState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), http::HttpError>>,
-    db: TestDb,
+    pub(crate) db: TestDb,
 }
 
 impl Api {
     /// Imports the samples, runs one analysis pass, and serves the API on a free port.
-    async fn start(db: TestDb) -> Api {
+    pub(crate) async fn start(db: TestDb) -> Api {
         let config = crate::common::demo_config();
         let analyzer = crate::common::analyzer(&config);
         let samples = crate::common::samples();
@@ -54,7 +55,7 @@ impl Api {
         Api::serve(db, &config).await
     }
 
-    async fn serve(db: TestDb, config: &Config) -> Api {
+    pub(crate) async fn serve(db: TestDb, config: &Config) -> Api {
         let mut state = ApiState::new(db.store.clone(), Arc::new(Metrics::new()), config);
         state.tokens = Arc::new(Tokens::new(vec![
             ApiToken::new("reader", Scope::Read, &Secret::new(READ)),
@@ -125,7 +126,7 @@ impl Api {
         panic!("{path}: the cursor never ends");
     }
 
-    async fn stop(mut self) -> TestDb {
+    pub(crate) async fn stop(mut self) -> TestDb {
         self.stop.take().unwrap().send(()).unwrap();
         tokio::time::timeout(std::time::Duration::from_secs(10), self.task)
             .await

@@ -4,17 +4,20 @@
 
 mod common;
 
+mod browser;
 mod changes;
 mod cli;
 mod config;
 mod connectors;
 mod conversations;
 mod daemon;
+mod dashboard;
 mod digest;
 mod erasure;
 mod fakes;
 mod feed;
 mod google;
+mod hostile;
 mod http;
 mod import;
 mod jsonld;

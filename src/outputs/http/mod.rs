@@ -7,6 +7,10 @@
 //! from that list, so a route cannot be served without being documented, and a route's
 //! query parameters are exactly the documented ones (anything else is a 400).
 //!
+//! The dashboard's HTML pages (`crate::outputs::dashboard`) are merged into the same
+//! router under `/dashboard`, outside [`ROUTES`]: they log in by token into a session
+//! cookie instead of a bearer header.
+//!
 //! It reads the store only; the one write is an admin's dismissal or reopening of a
 //! quarantined row, through the store method `tideline quarantine dismiss` uses.
 
@@ -50,6 +54,8 @@ pub struct ApiState {
     /// The configuration the daemon runs with (connector kinds and schedules, for sources
     /// status).
     pub config: Arc<Config>,
+    /// Dashboard sessions opened by logging in with a token.
+    pub sessions: Arc<crate::outputs::dashboard::Sessions>,
 }
 
 impl ApiState {
@@ -64,6 +70,7 @@ impl ApiState {
             page_size_max: config.http.page_size_max,
             phone_countries: Arc::new(config.phone_countries()),
             config: Arc::new(config.clone()),
+            sessions: Arc::new(crate::outputs::dashboard::Sessions::new()),
         }
     }
 }
@@ -482,6 +489,9 @@ pub fn router(state: ApiState) -> Router {
             (route.handler)().route_layer(from_fn_with_state((state.clone(), route), guard)),
         );
     }
+    // The dashboard's HTML pages: outside ROUTES (not JSON, not in the OpenAPI document),
+    // with their own session check and security headers.
+    r = r.merge(crate::outputs::dashboard::router(state.clone()));
     r.fallback(|| async {
         ApiError::NotFound("no such route; GET /openapi.json lists every route".into())
     })
@@ -593,6 +603,8 @@ async fn count(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) ->
     response
 }
 
+/// The API's security headers. A response that set its own policy (the dashboard's pages)
+/// keeps it.
 async fn security_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(
@@ -600,13 +612,11 @@ async fn security_headers(mut response: Response) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
+    h.entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("no-referrer"));
     response
 }

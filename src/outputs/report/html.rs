@@ -10,7 +10,26 @@
 use super::figures::{SentimentGroup, TopicMove, Waiting};
 use super::{LocationReport, Report};
 use crate::pipeline::indicators::{Durations, Mean, Share};
+use std::collections::HashMap;
 use std::fmt::Write as _;
+
+/// Links a page that embeds a location section may add (the dashboard): interaction id
+/// to the page of the customer who wrote it. The report itself has none, as a file
+/// cannot link into the daemon. Every href here is built by the caller from ids it
+/// checked, and is escaped again when written.
+#[derive(Debug, Clone, Default)]
+pub struct Links {
+    pub customer_of: HashMap<i64, String>,
+}
+
+impl Links {
+    fn wrap(&self, id: i64, inner: String) -> String {
+        match self.customer_of.get(&id) {
+            Some(href) => format!("<a href=\"{}\">{inner}</a>", esc(href)),
+            None => inner,
+        }
+    }
+}
 
 /// Escapes text for HTML text and double- or single-quoted attribute values, and drops
 /// the characters that reorder text (bidi overrides and isolates) and C0 controls.
@@ -38,14 +57,14 @@ pub fn safe_url(u: &str) -> Option<String> {
     matches!(parsed.scheme(), "http" | "https").then(|| esc(parsed.as_str()))
 }
 
-fn num(v: Option<f64>, digits: usize, unit: &str) -> String {
+pub fn num(v: Option<f64>, digits: usize, unit: &str) -> String {
     match v {
         Some(x) if x.is_finite() => format!("{x:.digits$}{unit}"),
         _ => "–".into(),
     }
 }
 
-fn small(flag: bool) -> &'static str {
+pub fn small(flag: bool) -> &'static str {
     if flag {
         " <span class=\"small\" title=\"fewer answers than the minimum sample\">small sample</span>"
     } else {
@@ -91,7 +110,7 @@ fn hours_row(name: &'static str, c: &Durations, p: &Durations) -> Row {
     }
 }
 
-const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;color:#1d2330;max-width:1100px;margin:2em auto;padding:0 1em}\
+pub const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;color:#1d2330;max-width:1100px;margin:2em auto;padding:0 1em}\
 h1{font-size:1.6em}h2{border-bottom:2px solid #1d2330;margin-top:2.2em}h3{margin-top:1.6em}\
 table{border-collapse:collapse;margin:.5em 0}td,th{border-bottom:1px solid #d5d9e0;padding:.25em .7em;text-align:left;vertical-align:top}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}.small{color:#8a5a00;font-size:.8em}\
@@ -115,7 +134,7 @@ pub fn render(r: &Report) -> String {
     );
     portfolio(&mut h, r);
     for l in &r.locations {
-        location(&mut h, l);
+        location(&mut h, l, &Links::default());
     }
     h.push_str("</body></html>\n");
     h
@@ -151,7 +170,7 @@ fn portfolio(h: &mut String, r: &Report) {
 }
 
 /// An id fragment made only of `[a-z0-9-]` (location ids are configuration, still).
-fn anchor(id: &str) -> String {
+pub fn anchor(id: &str) -> String {
     id.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
@@ -163,7 +182,9 @@ fn anchor(id: &str) -> String {
         .collect()
 }
 
-fn location(h: &mut String, l: &LocationReport) {
+/// One location's section: indicators against the period before, charts, sentiment,
+/// topics, changes with their evidence, and the reviews waiting for an answer.
+pub fn location(h: &mut String, l: &LocationReport, links: &Links) {
     let g = &l.indicators;
     let _ = writeln!(
         h,
@@ -264,8 +285,8 @@ fn location(h: &mut String, l: &LocationReport) {
         "Topics rising in positive feedback",
         &l.topics_rising_positive,
     );
-    changes(h, l);
-    waiting(h, l);
+    changes(h, l, links);
+    waiting(h, l, links);
     h.push_str("</section>\n");
 }
 
@@ -380,7 +401,7 @@ fn topics(h: &mut String, title: &str, topics: &[TopicMove]) {
     h.push_str("</tbody></table>\n");
 }
 
-fn changes(h: &mut String, l: &LocationReport) {
+fn changes(h: &mut String, l: &LocationReport, links: &Links) {
     h.push_str("<h3>When satisfaction changed</h3>\n");
     if l.changes.is_empty() {
         h.push_str("<p class=\"muted\">No change detected in this period.</p>\n");
@@ -414,12 +435,9 @@ fn changes(h: &mut String, l: &LocationReport) {
             h.push_str("<ul>");
             for item in items.iter().take(5) {
                 let text = |k: &str| item.get(k).and_then(|v| v.as_str()).unwrap_or("");
-                let _ = write!(
-                    h,
-                    "<li>{} {}",
-                    esc(text("source")),
-                    esc(text("external_id"))
-                );
+                let label = format!("{} {}", esc(text("source")), esc(text("external_id")));
+                let id = item.get("id").and_then(|v| v.as_i64()).unwrap_or(-1);
+                let _ = write!(h, "<li>{}", links.wrap(id, label));
                 let excerpt = text("text");
                 if !excerpt.is_empty() {
                     let _ = write!(
@@ -453,7 +471,7 @@ fn changes(h: &mut String, l: &LocationReport) {
     }
 }
 
-fn waiting(h: &mut String, l: &LocationReport) {
+fn waiting(h: &mut String, l: &LocationReport, links: &Links) {
     let _ = writeln!(
         h,
         "<h3>Reviews waiting for an answer ({})</h3>",
@@ -475,7 +493,7 @@ fn waiting(h: &mut String, l: &LocationReport) {
             } else {
                 ""
             },
-            esc(w.author_name.as_deref().unwrap_or("")),
+            links.wrap(w.id, esc(w.author_name.as_deref().unwrap_or(""))),
             review_cell(w)
         );
     }
