@@ -466,6 +466,23 @@ enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// The reputation report of all locations (last 90 days against the 90 before) over a
+    /// generated store: build time, then HTML, CSV and JSON rendering, rows, peak memory.
+    Report {
+        #[arg(long, default_value_t = 1_000_000)]
+        interactions: u64,
+        #[arg(long, default_value_t = 100)]
+        locations: u64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Where the temporary SQLite database goes (removed afterwards).
+        #[arg(long, default_value = "target/bench-report")]
+        dir: PathBuf,
+        /// Fill a fresh schema on this PostgreSQL server instead of SQLite
+        /// (e.g. postgres://postgres@127.0.0.1:5432/test); the schema is dropped afterwards.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -1248,6 +1265,49 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!(
                 "GET /api/v1/customers/{{id}}/timeline x {} at concurrency {concurrency} (mean {:.1} interactions each, {} errors): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {:.0} requests/s",
                 r.requests, r.mean_items, r.errors, r.p50, r.p90, r.p99, r.max, r.requests_per_sec
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Report {
+                    interactions,
+                    locations,
+                    seed,
+                    dir,
+                    postgres,
+                },
+        } => {
+            let backend = if postgres.is_some() {
+                "postgres"
+            } else {
+                "sqlite"
+            };
+            let opts = tideline::bench::report::ReportBenchOptions {
+                interactions,
+                locations,
+                seed,
+                dir,
+                postgres: postgres.map(Secret::new),
+            };
+            let r = tideline::bench::report::run(&opts).await?;
+            println!(
+                "bench report ({backend}): {} interactions over {} locations stored in {:.1} s (untimed)",
+                r.interactions, r.locations, r.fill_secs
+            );
+            println!(
+                "report --all, last 90 days vs the 90 before: build {:.2} s ({} interactions in the two periods); render html {:.2} s ({:.1} MB), csv {:.2} s ({:.1} MB), json {:.2} s ({:.1} MB); peak RSS {}",
+                r.build_secs,
+                r.rows_read,
+                r.html_secs,
+                r.html_bytes as f64 / 1e6,
+                r.csv_secs,
+                r.csv_bytes as f64 / 1e6,
+                r.json_secs,
+                r.json_bytes as f64 / 1e6,
+                r.peak_rss_kib
+                    .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+                    .unwrap_or_else(|| "unknown".into())
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod detect;
+pub mod report;
 
 use crate::config::{Config, Secret};
 use crate::connectors::files::Preset;

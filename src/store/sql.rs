@@ -2499,12 +2499,19 @@ macro_rules! impl_store {
             ) -> Result<Vec<ReportRow>> {
                 // Replies may come after the period: every reply since its start counts.
                 let mut replied: HashMap<(String, String), i64> = HashMap::new();
-                for r in sqlx::query(
+                // One text per case: `($2 IS NULL OR location_id = $2)` keeps the planner off
+                // the (location_id, occurred_at_ms) index, a full scan per location.
+                for r in sqlx::query(if location_id.is_some() {
+                    "SELECT source, parent_external_id, MIN(occurred_at_ms) AS at FROM interactions \
+                     WHERE location_id = $2 AND occurred_at_ms >= $1 \
+                     AND kind = 'reply' AND parent_external_id IS NOT NULL \
+                     GROUP BY source, parent_external_id"
+                } else {
                     "SELECT source, parent_external_id, MIN(occurred_at_ms) AS at FROM interactions \
                      WHERE kind = 'reply' AND parent_external_id IS NOT NULL \
-                     AND occurred_at_ms >= $1 AND ($2 IS NULL OR location_id = $2) \
-                     GROUP BY source, parent_external_id",
-                )
+                     AND occurred_at_ms >= $1 AND $2 IS NULL \
+                     GROUP BY source, parent_external_id"
+                })
                 .bind(from_ms)
                 .bind(location_id)
                 .fetch_all(&self.pool)
@@ -2515,13 +2522,19 @@ macro_rules! impl_store {
                         r.try_get("at")?,
                     );
                 }
-                let rows = sqlx::query(
+                let rows = sqlx::query(if location_id.is_some() {
+                    "SELECT id, source, external_id, kind, occurred_at_ms, location_id, author_name, \
+                     substr(text, 1, 600) AS text, language, sentiment, sentiment_label, stars, url, \
+                     aspects FROM interactions WHERE location_id = $3 AND kind <> 'reply' \
+                     AND occurred_at_ms >= $1 AND occurred_at_ms < $2 \
+                     ORDER BY occurred_at_ms, id"
+                } else {
                     "SELECT id, source, external_id, kind, occurred_at_ms, location_id, author_name, \
                      substr(text, 1, 600) AS text, language, sentiment, sentiment_label, stars, url, \
                      aspects FROM interactions WHERE kind <> 'reply' \
                      AND occurred_at_ms >= $1 AND occurred_at_ms < $2 \
-                     AND ($3 IS NULL OR location_id = $3) ORDER BY occurred_at_ms, id",
-                )
+                     AND $3 IS NULL ORDER BY occurred_at_ms, id"
+                })
                 .bind(from_ms)
                 .bind(until_ms)
                 .bind(location_id)
@@ -2562,18 +2575,30 @@ macro_rules! impl_store {
                 f: &IndicatorFilter,
             ) -> Result<Vec<$crate::pipeline::indicators::IndicatorRow>> {
                 use $crate::pipeline::indicators::{ticket_times, IndicatorRow};
-                let rows = sqlx::query(
+                // The location filter is written out when there is one, so the planner uses
+                // the (location_id, occurred_at_ms) index instead of a full scan per location.
+                let rows = sqlx::query(if f.location_id.is_some() {
+                    "SELECT source, external_id, kind, parent_external_id, occurred_at_ms, \
+                     updated_at_ms, location_id, customer_id, stars, nps, csat, csat_scale, \
+                     csat_satisfied, ces, ces_scale, ces_agrees, status, \
+                     CASE WHEN kind = 'ticket' THEN raw END AS ticket_raw \
+                     FROM interactions WHERE location_id = $3 AND kind <> 'reply' \
+                     AND occurred_at_ms >= $1 AND occurred_at_ms < $2 \
+                     AND ($4 IS NULL OR source = $4 OR kind = $4 OR source || '/' || kind = $4) \
+                     AND ($5 IS NULL OR customer_id = $5) \
+                     ORDER BY occurred_at_ms, id"
+                } else {
                     "SELECT source, external_id, kind, parent_external_id, occurred_at_ms, \
                      updated_at_ms, location_id, customer_id, stars, nps, csat, csat_scale, \
                      csat_satisfied, ces, ces_scale, ces_agrees, status, \
                      CASE WHEN kind = 'ticket' THEN raw END AS ticket_raw \
                      FROM interactions WHERE kind <> 'reply' \
                      AND occurred_at_ms >= $1 AND occurred_at_ms < $2 \
-                     AND ($3 IS NULL OR location_id = $3) \
+                     AND $3 IS NULL \
                      AND ($4 IS NULL OR source = $4 OR kind = $4 OR source || '/' || kind = $4) \
                      AND ($5 IS NULL OR customer_id = $5) \
-                     ORDER BY occurred_at_ms, id",
-                )
+                     ORDER BY occurred_at_ms, id"
+                })
                 .bind(f.from_ms)
                 .bind(f.until_ms)
                 .bind(f.location_id.as_deref())
