@@ -407,10 +407,8 @@ pub fn identity_world(people: u32, interactions: u64, seed: u64) -> IdentityWorl
             ..Default::default()
         };
         r.set(Field::ExternalId, "id", format!("w{n}"));
-        // Spread over half a year in the order they are numbered, as an export or a sync
-        // delivers them (oldest first), so that a person's records are days or months apart.
-        let at =
-            1_767_225_600 + (n * 180 * 86_400 / interactions.max(1)) as i64 + rng.below(60) as i64;
+        // Spread over half a year, so that a name's records are days or months apart.
+        let at = 1_767_225_600 + rng.below(180 * 86_400) as i64;
         let at = chrono::DateTime::from_timestamp(at, 0).unwrap_or_default();
         r.set(
             Field::OccurredAt,
