@@ -87,6 +87,10 @@ async fn login_sessions_csrf_and_headers(db: TestDb) {
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
         assert_eq!(r.headers()[LOCATION], "/dashboard/login", "{path}");
     }
+    // The bare address leads to the dashboard.
+    let r = client().get(format!("{}/", api.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[LOCATION], "/dashboard");
     let (status, h, body) = page(&api, "/dashboard/login", "").await;
     assert_eq!(status, StatusCode::OK);
     assert!(

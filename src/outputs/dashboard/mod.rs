@@ -96,6 +96,8 @@ pub fn router(state: ApiState) -> Router<ApiState> {
         .route("/dashboard/quarantine", get(quarantine))
         .route_layer(from_fn_with_state(state, require_session));
     Router::new()
+        // The daemon's address in a browser leads to the dashboard (or its login form).
+        .route("/", get(|| async { redirect("/dashboard") }))
         .route("/dashboard/login", get(login_form).post(login))
         .route("/dashboard/logout", axum::routing::post(logout))
         .route("/dashboard/static/dashboard.css", get(stylesheet))
