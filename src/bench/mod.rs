@@ -38,6 +38,83 @@ pub struct BenchResult {
     pub peak_rss_kib: Option<u64>,
 }
 
+/// A fresh database for one benchmark run: a SQLite file in a directory, or a new schema
+/// on a PostgreSQL server.
+pub(crate) struct Scratch {
+    pub url: Secret,
+    place: ScratchPlace,
+}
+
+enum ScratchPlace {
+    Sqlite(PathBuf),
+    Postgres { server: Secret, schema: String },
+}
+
+impl Scratch {
+    /// `file` in `dir` (any earlier copy removed), or the schema `<prefix>_<pid>` on
+    /// `postgres` (dropped first if it exists).
+    pub(crate) async fn create(
+        dir: &Path,
+        file: &str,
+        postgres: Option<&Secret>,
+        prefix: &str,
+    ) -> Result<Self, BenchError> {
+        match postgres {
+            Some(server) => {
+                let schema = format!("{prefix}_{}", std::process::id());
+                let admin = sqlx::PgPool::connect(server.expose())
+                    .await
+                    .map_err(StoreError::from)?;
+                for sql in [
+                    format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+                    format!("CREATE SCHEMA {schema}"),
+                ] {
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&admin)
+                        .await
+                        .map_err(StoreError::from)?;
+                }
+                Ok(Self {
+                    url: store::url_in_schema(server, &schema),
+                    place: ScratchPlace::Postgres {
+                        server: server.clone(),
+                        schema,
+                    },
+                })
+            }
+            None => {
+                let db = dir.join(file);
+                store::remove_database(&db).map_err(|source| BenchError::Io {
+                    path: db.clone(),
+                    source,
+                })?;
+                Ok(Self {
+                    url: Secret::new(format!("sqlite://{}", db.display())),
+                    place: ScratchPlace::Sqlite(db),
+                })
+            }
+        }
+    }
+
+    /// Removes the database; a failure to do so is not the benchmark's.
+    pub(crate) async fn remove(self) {
+        match self.place {
+            ScratchPlace::Postgres { server, schema } => {
+                if let Ok(admin) = sqlx::PgPool::connect(server.expose()).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+                    )))
+                    .execute(&admin)
+                    .await;
+                }
+            }
+            ScratchPlace::Sqlite(db) => {
+                let _ = store::remove_database(&db);
+            }
+        }
+    }
+}
+
 /// Peak resident memory of this process (VmHWM), in KiB, where /proc tells it.
 pub fn peak_rss_kib() -> Option<u64> {
     proc_status_kib("VmHWM:")
@@ -85,29 +162,8 @@ pub async fn import(
         .sync_all()
         .map_err(io(&file))?;
     let file_bytes = std::fs::metadata(&file).map_err(io(&file))?.len();
-    let schema = format!("tideline_bench_{}", std::process::id());
-    let url = match postgres {
-        Some(server) => {
-            let admin = sqlx::PgPool::connect(server.expose())
-                .await
-                .map_err(StoreError::from)?;
-            for sql in [
-                format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
-                format!("CREATE SCHEMA {schema}"),
-            ] {
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&admin)
-                    .await
-                    .map_err(StoreError::from)?;
-            }
-            store::url_in_schema(server, &schema)
-        }
-        None => {
-            let db = dir.join("bench.db");
-            store::remove_database(&db).map_err(io(&db))?;
-            Secret::new(format!("sqlite://{}", db.display()))
-        }
-    };
+    let scratch = Scratch::create(dir, "bench.db", postgres, "tideline_bench").await?;
+    let url = scratch.url.clone();
     let mut config = config.clone();
     config.storage.database_url = Some(url.clone());
     let store = store::connect(&url, &ConnectOptions::default()).await?;
@@ -122,12 +178,9 @@ pub async fn import(
     };
     let report = ingest::import_file(store.as_ref(), analyzer, &config, &opts).await;
     drop(store);
-    if let Some(server) = postgres
-        && let Ok(admin) = sqlx::PgPool::connect(server.expose()).await
-    {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&admin)
-            .await;
+    // The SQLite file stays in `dir` for a look afterwards; a schema on a shared server goes.
+    if postgres.is_some() {
+        scratch.remove().await;
     }
     let report = report?;
     Ok(BenchResult {

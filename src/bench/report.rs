@@ -3,7 +3,7 @@
 //! the reputation report of all locations, last 90 days against the 90 before, as the CLI
 //! builds it (timed), and its rendering to HTML, CSV and JSON (each timed).
 
-use super::BenchError;
+use super::{BenchError, Scratch};
 use crate::config::{Config, Secret};
 use crate::outputs::indicators::Scope;
 use crate::outputs::report::{self, ReportRequest};
@@ -64,45 +64,17 @@ pub async fn run(opts: &ReportBenchOptions) -> Result<ReportBench, BenchError> {
     };
     let mut config = config(opts.locations)?;
     std::fs::create_dir_all(&opts.dir).map_err(io(&opts.dir))?;
-    let schema = format!("tideline_bench_report_{}", std::process::id());
-    let db = opts.dir.join("report.db");
-    let url = match &opts.postgres {
-        Some(server) => {
-            let admin = sqlx::PgPool::connect(server.expose())
-                .await
-                .map_err(StoreError::from)?;
-            for sql in [
-                format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
-                format!("CREATE SCHEMA {schema}"),
-            ] {
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&admin)
-                    .await
-                    .map_err(StoreError::from)?;
-            }
-            store::url_in_schema(server, &schema)
-        }
-        None => {
-            store::remove_database(&db).map_err(io(&db))?;
-            Secret::new(format!("sqlite://{}", db.display()))
-        }
-    };
+    let scratch = Scratch::create(
+        &opts.dir,
+        "report.db",
+        opts.postgres.as_ref(),
+        "tideline_bench_report",
+    )
+    .await?;
+    let url = scratch.url.clone();
     config.storage.database_url = Some(url.clone());
     let result = fill_and_measure(opts, &config, &url).await;
-    match &opts.postgres {
-        Some(server) => {
-            if let Ok(admin) = sqlx::PgPool::connect(server.expose()).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP SCHEMA IF EXISTS {schema} CASCADE"
-                )))
-                .execute(&admin)
-                .await;
-            }
-        }
-        None => {
-            let _ = store::remove_database(&db);
-        }
-    }
+    scratch.remove().await;
     result
 }
 
