@@ -139,17 +139,7 @@ fn location(h: &mut String, d: &Digest, l: &LocationDigest) {
             esc(&text::change_headline(lang, c))
         );
         if let Some(e) = &c.evidence {
-            let link = e
-                .url
-                .as_deref()
-                .and_then(safe_url)
-                .map(|href| {
-                    format!(
-                        " <a href=\"{href}\" rel=\"noopener noreferrer nofollow\">{}</a>",
-                        esc(w.open)
-                    )
-                })
-                .unwrap_or_default();
+            let link = open_link(e.url.as_deref(), w.open);
             let _ = write!(
                 h,
                 "<div style=\"{QUOTE}\">{}: {}{link}</div>",
@@ -171,17 +161,7 @@ fn location(h: &mut String, d: &Digest, l: &LocationDigest) {
     }
     let _ = write!(h, "<table role=\"presentation\" style=\"{TABLE}\">");
     for r in &l.waiting {
-        let link = r
-            .url
-            .as_deref()
-            .and_then(safe_url)
-            .map(|href| {
-                format!(
-                    " <a href=\"{href}\" rel=\"noopener noreferrer nofollow\">{}</a>",
-                    esc(w.open)
-                )
-            })
-            .unwrap_or_default();
+        let link = open_link(r.url.as_deref(), w.open);
         let stars = r
             .stars
             .filter(|s| s.is_finite())
@@ -207,4 +187,16 @@ fn location(h: &mut String, d: &Digest, l: &LocationDigest) {
     if more > 0 {
         let _ = writeln!(h, "<p style=\"{MUTED}\">+{more} {}</p>", esc(w.more));
     }
+}
+
+/// A link to where the item lives (an http(s) URL only), or nothing.
+fn open_link(url: Option<&str>, label: &str) -> String {
+    url.and_then(safe_url)
+        .map(|href| {
+            format!(
+                " <a href=\"{href}\" rel=\"noopener noreferrer nofollow\">{}</a>",
+                esc(label)
+            )
+        })
+        .unwrap_or_default()
 }
