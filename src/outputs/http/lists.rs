@@ -159,6 +159,30 @@ pub async fn sources(State(s): State<ApiState>) -> ApiResult<Json<List<SourceRep
     }))
 }
 
+/// A CRM sink's outbox with its first parked items.
+#[derive(Debug, Serialize)]
+pub struct CrmSinkReport {
+    #[serde(flatten)]
+    pub status: crate::store::CrmSinkStatus,
+    pub parked_items: Vec<crate::store::CrmParked>,
+}
+
+pub async fn crm(State(s): State<ApiState>) -> ApiResult<Json<List<CrmSinkReport>>> {
+    let mut items = Vec::new();
+    for status in s.store.crm_status().await? {
+        let parked_items = if status.parked > 0 {
+            s.store.crm_parked(Some(&status.sink), 20).await?
+        } else {
+            Vec::new()
+        };
+        items.push(CrmSinkReport {
+            status,
+            parked_items,
+        });
+    }
+    Ok(Json(List { items }))
+}
+
 pub async fn quarantine(
     State(s): State<ApiState>,
     p: Params,

@@ -434,6 +434,18 @@ pub static ROUTES: &[Route] = &[
     },
     Route {
         method: Method::Get,
+        path: "/api/v1/crm",
+        scope: Some(Scope::Read),
+        operation_id: "listCrmSinks",
+        summary: "Each CRM sink's outbox: pending, due and parked items, records held, delivered and skipped counts, the last run and the error it stopped on; with the oldest parked items and why the CRM refused them.",
+        tag: "operations",
+        params: &[],
+        response: "CrmSinkList",
+        content_type: JSON,
+        handler: || get(lists::crm),
+    },
+    Route {
+        method: Method::Get,
         path: "/api/v1/quarantine",
         scope: Some(Scope::Read),
         operation_id: "listQuarantine",

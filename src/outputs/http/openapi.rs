@@ -280,7 +280,39 @@ fn schemas() -> Value {
         ("message", s()),
         ("raw", s()),
     ]);
+    let crm_parked = object(&[
+        ("id", int()),
+        ("sink", s()),
+        ("entity", s()),
+        ("entity_key", s()),
+        ("op", s()),
+        ("attempts", int()),
+        ("last_error", nullable("string")),
+        ("parked_at_ms", int()),
+    ]);
+    let crm_sink = object(&[
+        ("sink", s()),
+        ("kind", s()),
+        ("registered_at_ms", int()),
+        ("pending", int()),
+        ("due", int()),
+        ("parked", int()),
+        ("links", int()),
+        ("delivered", int()),
+        ("skipped", int()),
+        ("oldest_pending_ms", nullable("integer")),
+        ("next_attempt_ms", nullable("integer")),
+        ("last_run_ms", nullable("integer")),
+        ("last_error", nullable("string")),
+        (
+            "parked_items",
+            json!({"type": "array", "items": r("CrmParked")}),
+        ),
+    ]);
     json!({
+        "CrmParked": crm_parked,
+        "CrmSink": crm_sink,
+        "CrmSinkList": list("CrmSink"),
         "Error": error,
         "Health": object(&[("status", json!({"type": "string", "enum": ["ok", "ready"]}))]),
         "PrometheusText": {"type": "string", "description": "Prometheus text exposition format 0.0.4."},
