@@ -11,6 +11,7 @@ mod feed;
 mod http;
 mod indicators;
 mod jsonld;
+mod places;
 mod secret;
 mod social;
 mod watch;
@@ -27,6 +28,7 @@ pub use digest::{
 pub use feed::{FeedSettings, FeedSource};
 pub use http::{ApiToken, HttpConfig, Scope};
 pub use jsonld::{JsonldPage, JsonldSettings};
+pub use places::{Competitor, DEFAULT_PLACES_BASE_URL, PlacesSettings};
 pub use secret::{Secret, redact_url};
 pub use social::{
     BlueskySettings, MastodonSettings, RedditAuth, RedditSettings, SocialQuery, XSettings,
@@ -35,7 +37,7 @@ pub use watch::{DEFAULT_WATCH_CRON, WatchConfig};
 
 use crate::model::Location;
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// All problems found in one configuration, each on its own line with its fix.
@@ -81,6 +83,7 @@ struct RawConfig {
     smtp: Option<digest::RawSmtp>,
     #[serde(default)]
     digest: digest::RawDigest,
+    places: Option<places::RawPlaces>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,6 +143,8 @@ struct RawLocation {
     language: Option<String>,
     #[serde(default)]
     aliases: Vec<String>,
+    #[serde(default, rename = "competitor")]
+    competitors: Vec<places::RawCompetitor>,
 }
 
 /// Where the data lives.
@@ -234,6 +239,10 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// `[digest]` and `[[digest.recipient]]`: who gets which digest when.
     pub digest: DigestConfig,
+    /// Each location's `[[location.competitor]]` list (locations without one left out).
+    pub competitors: BTreeMap<String, Vec<Competitor>>,
+    /// `[places]`: how reports fetch competitors' figures (`None`: they are not fetched).
+    pub places: Option<PlacesSettings>,
 }
 
 /// Identities that must never join people.
@@ -541,6 +550,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
     let mut seen = HashSet::new();
     let mut seen_alias = HashSet::new();
     let mut locations = Vec::new();
+    let mut competitors = BTreeMap::new();
     for (i, l) in raw.locations.into_iter().enumerate() {
         let key = format!("location[{i}] (`{}`)", l.id);
         if l.id.trim().is_empty()
@@ -582,6 +592,10 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
                 ));
             }
         }
+        let rivals = places::competitors(&key, l.competitors, &mut problems);
+        if !rivals.is_empty() {
+            competitors.insert(l.id.clone(), rivals);
+        }
         locations.push(Location {
             name: l.name.unwrap_or_else(|| l.id.clone()),
             id: l.id,
@@ -604,6 +618,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
     let indicators = indicators::validate(raw.indicators, &mut problems);
     let smtp = digest::smtp(raw.smtp, &mut problems);
     let digest = digest::digest(raw.digest, &location_ids, smtp.is_some(), &mut problems);
+    let places = places::places(raw.places, &mut problems);
 
     if !problems.is_empty() {
         return Err(problems);
@@ -615,6 +630,8 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
         indicators,
         smtp,
         digest,
+        competitors,
+        places,
         storage: StorageConfig {
             data_dir,
             database_url,
