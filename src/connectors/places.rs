@@ -94,7 +94,7 @@ impl Places {
         {
             return Err(ConnectorError::Payload {
                 request: label,
-                message: format!("rating {r} is not between 1 and 5"),
+                message: format!("rating {r} is not between 0 and 5"),
             });
         }
         Ok(PlaceFigures {

@@ -2787,6 +2787,9 @@ mod tests {
         let all = report_slices(0, i64::MAX);
         assert_eq!(all.len() as i128, REPORT_SLICES);
         assert_eq!(all.last().unwrap().1, i64::MAX);
-        assert_eq!(report_slices(i64::MIN, i64::MAX).len() as i128, REPORT_SLICES);
+        assert_eq!(
+            report_slices(i64::MIN, i64::MAX).len() as i128,
+            REPORT_SLICES
+        );
     }
 }
