@@ -4,6 +4,7 @@
 
 pub mod analyze;
 pub mod bench;
+pub mod competitors;
 pub mod config;
 pub mod connectors;
 pub mod daemon;

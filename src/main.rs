@@ -664,7 +664,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             };
             let store = open_store(&config).await?;
             let now = chrono::Utc::now().timestamp_millis();
-            let report = tideline::outputs::report::build(
+            let mut report = tideline::outputs::report::build(
                 store.as_ref(),
                 &config,
                 &tideline::outputs::report::ReportRequest {
@@ -675,6 +675,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 now,
             )
             .await?;
+            // Competitors' figures are fetched now and only put into this report.
+            tideline::competitors::add_to(&mut report, &config, &|| {
+                chrono::Utc::now().timestamp_millis()
+            })
+            .await;
             let text = match format {
                 ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
                 ReportFormat::Csv => tideline::outputs::report::csv::render(&report)?,

@@ -892,7 +892,7 @@ fn helpscout(at: &str, h: RawHelpscout, problems: &mut Vec<String>) -> Option<Co
     }))
 }
 
-fn http_settings(
+pub(super) fn http_settings(
     at: &str,
     timeout_secs: Option<u64>,
     max_retries: Option<u32>,

@@ -12,6 +12,7 @@ mod feed;
 mod http;
 mod indicators;
 mod jsonld;
+mod places;
 mod secret;
 mod social;
 mod watch;
@@ -32,6 +33,7 @@ pub use digest::{
 pub use feed::{FeedSettings, FeedSource};
 pub use http::{ApiToken, HttpConfig, Scope};
 pub use jsonld::{JsonldPage, JsonldSettings};
+pub use places::{Competitor, DEFAULT_PLACES_BASE_URL, PlacesSettings};
 pub use secret::{Secret, redact_url};
 pub use social::{
     BlueskySettings, MastodonSettings, RedditAuth, RedditSettings, SocialQuery, XSettings,
@@ -40,7 +42,7 @@ pub use watch::{DEFAULT_WATCH_CRON, WatchConfig};
 
 use crate::model::Location;
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// All problems found in one configuration, each on its own line with its fix.
@@ -88,6 +90,7 @@ struct RawConfig {
     digest: digest::RawDigest,
     #[serde(default)]
     crm: crm::RawCrm,
+    places: Option<places::RawPlaces>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,6 +150,8 @@ struct RawLocation {
     language: Option<String>,
     #[serde(default)]
     aliases: Vec<String>,
+    #[serde(default, rename = "competitor")]
+    competitors: Vec<places::RawCompetitor>,
 }
 
 /// Where the data lives.
@@ -243,6 +248,10 @@ pub struct Config {
     pub digest: DigestConfig,
     /// `[crm]` and `[[crm.sink]]`: the CRMs that receive the timelines.
     pub crm: CrmConfig,
+    /// Each location's `[[location.competitor]]` list (locations without one left out).
+    pub competitors: BTreeMap<String, Vec<Competitor>>,
+    /// `[places]`: how reports fetch competitors' figures (`None`: they are not fetched).
+    pub places: Option<PlacesSettings>,
 }
 
 /// Identities that must never join people.
@@ -550,6 +559,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
     let mut seen = HashSet::new();
     let mut seen_alias = HashSet::new();
     let mut locations = Vec::new();
+    let mut competitors = BTreeMap::new();
     for (i, l) in raw.locations.into_iter().enumerate() {
         let key = format!("location[{i}] (`{}`)", l.id);
         if l.id.trim().is_empty()
@@ -591,6 +601,10 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
                 ));
             }
         }
+        let rivals = places::competitors(&key, l.competitors, &mut problems);
+        if !rivals.is_empty() {
+            competitors.insert(l.id.clone(), rivals);
+        }
         locations.push(Location {
             name: l.name.unwrap_or_else(|| l.id.clone()),
             id: l.id,
@@ -614,6 +628,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
     let smtp = digest::smtp(raw.smtp, &mut problems);
     let digest = digest::digest(raw.digest, &location_ids, smtp.is_some(), &mut problems);
     let crm = crm::crm(raw.crm, &mut problems);
+    let places = places::places(raw.places, &mut problems);
 
     if !problems.is_empty() {
         return Err(problems);
@@ -626,6 +641,8 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
         smtp,
         digest,
         crm,
+        competitors,
+        places,
         storage: StorageConfig {
             data_dir,
             database_url,

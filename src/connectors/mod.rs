@@ -37,6 +37,7 @@ pub mod http;
 pub mod intercom;
 pub mod jsonld;
 pub mod mastodon;
+pub mod places;
 pub mod reddit;
 pub mod robots;
 pub mod social;

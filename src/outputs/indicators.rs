@@ -80,6 +80,19 @@ pub struct Labeled {
     pub indicators: Indicators,
 }
 
+/// One group to report: its location, zone, periods and their bounds in UTC ms.
+struct Target<'a> {
+    loc: Option<&'a Location>,
+    id: Option<String>,
+    tz: Tz,
+    cur: Window,
+    prev: Window,
+    cur_lo: i64,
+    cur_hi: i64,
+    /// The earlier of both periods' starts.
+    lo: i64,
+}
+
 /// Reads the store and computes the report. `now_ms` is the clock, read by the caller.
 pub async fn report(
     store: &dyn Store,
@@ -104,25 +117,81 @@ pub async fn report(
             .map(|l| (Some(l), Some(l.id.clone())))
             .collect(),
     };
+    // Each target's periods in its own zone, then one read over the union of their
+    // windows: a read per location walks the (location_id, occurred_at_ms) index once per
+    // location, touching nearly every page of the window each time when the locations'
+    // rows are interleaved (as they are when they arrive over time).
+    let planned: Vec<_> = targets
+        .into_iter()
+        .map(|(loc, id)| {
+            let tz = loc.map(tz_of).unwrap_or(default_tz);
+            let today = ind::local_date(now_ms, tz);
+            let (cur, prev) = req.period.windows(today);
+            let (cur_lo, cur_hi) = cur.bounds_ms(tz);
+            let (prev_lo, _) = prev.bounds_ms(tz);
+            Target {
+                loc,
+                id,
+                tz,
+                cur,
+                prev,
+                cur_lo,
+                cur_hi,
+                lo: prev_lo.min(cur_lo),
+            }
+        })
+        .collect();
+    let from_ms = planned.iter().map(|t| t.lo).min().unwrap_or(0);
+    let until_ms = planned.iter().map(|t| t.cur_hi).max().unwrap_or(0);
+    // One target reads its own location (through the index); several read every
+    // location at once, each row then going to the target of its location.
+    let single = match planned.as_slice() {
+        [one] => one.id.clone(),
+        _ => None,
+    };
+    let all_rows = store
+        .indicator_rows(&IndicatorFilter {
+            from_ms,
+            until_ms,
+            location_id: single,
+            channel: req.channel.clone(),
+            customer_id: req.customer.clone(),
+            business_hours: settings.business_hours,
+        })
+        .await?;
+    let mut by_location: std::collections::HashMap<Option<&str>, Vec<&IndicatorRow>> =
+        std::collections::HashMap::new();
+    let split = planned.iter().any(|t| t.id.is_some());
+    if split {
+        for r in &all_rows {
+            by_location
+                .entry(r.location_id.as_deref())
+                .or_default()
+                .push(r);
+        }
+    }
     let mut groups = Vec::new();
-    for (loc, id) in targets {
-        let tz = loc.map(tz_of).unwrap_or(default_tz);
-        let today = ind::local_date(now_ms, tz);
-        let (cur, prev) = req.period.windows(today);
-        let (cur_lo, cur_hi) = cur.bounds_ms(tz);
-        let (prev_lo, _) = prev.bounds_ms(tz);
-        let rows = store
-            .indicator_rows(&IndicatorFilter {
-                from_ms: prev_lo.min(cur_lo),
-                until_ms: cur_hi,
-                location_id: id.clone(),
-                channel: req.channel.clone(),
-                customer_id: req.customer.clone(),
-                business_hours: settings.business_hours,
-            })
-            .await?;
+    for Target {
+        loc,
+        id,
+        tz,
+        cur,
+        prev,
+        cur_lo,
+        cur_hi,
+        lo,
+    } in planned
+    {
+        let in_window = |r: &&IndicatorRow| r.occurred_at_ms >= lo && r.occurred_at_ms < cur_hi;
+        let rows: Vec<&IndicatorRow> = match &id {
+            Some(id) if split => by_location
+                .get(&Some(id.as_str()))
+                .map(|rs| rs.iter().copied().filter(in_window).collect())
+                .unwrap_or_default(),
+            _ => all_rows.iter().filter(in_window).collect(),
+        };
         let (current, previous): (Vec<&IndicatorRow>, Vec<&IndicatorRow>) =
-            rows.iter().partition(|r| r.occurred_at_ms >= cur_lo);
+            rows.into_iter().partition(|r| r.occurred_at_ms >= cur_lo);
         let channels = ind::group(&current, ind::GroupBy::Channel)
             .into_iter()
             .map(|(k, rs)| Labeled {

@@ -639,7 +639,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// What a reputation report reads of the interactions (owner replies excluded) of one
     /// location (all when `None`) that occurred in `[from_ms, until_ms)`: kind, channel,
     /// scores, language, topics, and the first 600 characters of the text. Each carries
-    /// the time of its first reply, whenever that came.
+    /// the time of its first reply (a reply of the same location), whenever that came.
     async fn report_rows(
         &self,
         location_id: Option<&str>,

@@ -16,6 +16,30 @@ pub(super) const INTERACTION_COLUMNS: &str = "source, external_id, kind, parent_
 /// Binds per interaction row; the statement size stays under both backends' limits.
 pub(super) const ROWS_PER_STATEMENT: usize = 500;
 
+/// A report's reads (`indicator_rows`, `report_rows`) go through their window in
+/// consecutive time slices of at least this long (a fortnight), at most
+/// [`REPORT_SLICES`] of them: each slice is one plain range on an index, and the driver
+/// holds one slice's rows at a time besides the converted ones.
+pub(super) const REPORT_SLICE_MS: i64 = 14 * 86_400_000;
+pub(super) const REPORT_SLICES: i128 = 64;
+
+/// `[from_ms, until_ms)` cut into consecutive slices, in time order.
+pub(super) fn report_slices(from_ms: i64, until_ms: i64) -> Vec<(i64, i64)> {
+    let span = i128::from(until_ms) - i128::from(from_ms);
+    if span <= 0 {
+        return Vec::new();
+    }
+    let width = i128::from(REPORT_SLICE_MS).max((span + REPORT_SLICES - 1) / REPORT_SLICES);
+    let mut out = Vec::new();
+    let mut lo = i128::from(from_ms);
+    while lo < i128::from(until_ms) {
+        let hi = (lo + width).min(i128::from(until_ms));
+        out.push((lo as i64, hi as i64));
+        lo = hi;
+    }
+    out
+}
+
 pub(super) const UPSERT_TAIL: &str = " ON CONFLICT (source, external_id) DO UPDATE SET \
     kind = excluded.kind, parent_external_id = excluded.parent_external_id, \
     occurred_at_ms = excluded.occurred_at_ms, updated_at_ms = excluded.updated_at_ms, \
@@ -3160,20 +3184,21 @@ macro_rules! impl_store {
                 from_ms: i64,
                 until_ms: i64,
             ) -> Result<Vec<ReportRow>> {
-                // Replies may come after the period: every reply since its start counts.
-                let mut replied: HashMap<(String, String), i64> = HashMap::new();
+                // Replies may come after the period: every reply since its start counts, for
+                // the reviews of its own location.
+                let mut replied: HashMap<(String, String, Option<String>), i64> = HashMap::new();
                 // One text per case: `($2 IS NULL OR location_id = $2)` keeps the planner off
                 // the (location_id, occurred_at_ms) index, a full scan per location.
                 for r in sqlx::query(if location_id.is_some() {
-                    "SELECT source, parent_external_id, MIN(occurred_at_ms) AS at FROM interactions \
-                     WHERE location_id = $2 AND occurred_at_ms >= $1 \
+                    "SELECT source, parent_external_id, location_id, MIN(occurred_at_ms) AS at \
+                     FROM interactions WHERE location_id = $2 AND occurred_at_ms >= $1 \
                      AND kind = 'reply' AND parent_external_id IS NOT NULL \
-                     GROUP BY source, parent_external_id"
+                     GROUP BY source, parent_external_id, location_id"
                 } else {
-                    "SELECT source, parent_external_id, MIN(occurred_at_ms) AS at FROM interactions \
-                     WHERE kind = 'reply' AND parent_external_id IS NOT NULL \
+                    "SELECT source, parent_external_id, location_id, MIN(occurred_at_ms) AS at \
+                     FROM interactions WHERE kind = 'reply' AND parent_external_id IS NOT NULL \
                      AND occurred_at_ms >= $1 AND $2 IS NULL \
-                     GROUP BY source, parent_external_id"
+                     GROUP BY source, parent_external_id, location_id"
                 })
                 .bind(from_ms)
                 .bind(location_id)
@@ -3181,55 +3206,68 @@ macro_rules! impl_store {
                 .await?
                 {
                     replied.insert(
-                        (r.try_get("source")?, r.try_get("parent_external_id")?),
+                        (
+                            r.try_get("source")?,
+                            r.try_get("parent_external_id")?,
+                            r.try_get("location_id")?,
+                        ),
                         r.try_get("at")?,
                     );
                 }
-                let rows = sqlx::query(if location_id.is_some() {
-                    "SELECT id, source, external_id, kind, occurred_at_ms, location_id, author_name, \
-                     substr(text, 1, 600) AS text, language, sentiment, sentiment_label, stars, url, \
-                     aspects FROM interactions WHERE location_id = $3 AND kind <> 'reply' \
-                     AND occurred_at_ms >= $1 AND occurred_at_ms < $2 \
-                     ORDER BY occurred_at_ms, id"
-                } else {
-                    "SELECT id, source, external_id, kind, occurred_at_ms, location_id, author_name, \
-                     substr(text, 1, 600) AS text, language, sentiment, sentiment_label, stars, url, \
-                     aspects FROM interactions WHERE kind <> 'reply' \
-                     AND occurred_at_ms >= $1 AND occurred_at_ms < $2 \
-                     AND $3 IS NULL ORDER BY occurred_at_ms, id"
-                })
-                .bind(from_ms)
-                .bind(until_ms)
-                .bind(location_id)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        let source: String = r.try_get("source")?;
-                        let external_id: String = r.try_get("external_id")?;
-                        let aspects: Option<String> = r.try_get("aspects")?;
-                        let replied_at_ms = replied.get(&(source.clone(), external_id.clone())).copied();
-                        Ok(ReportRow {
-                            id: r.try_get("id")?,
-                            kind: r.try_get("kind")?,
-                            occurred_at_ms: r.try_get("occurred_at_ms")?,
-                            location_id: r.try_get("location_id")?,
-                            author_name: r.try_get("author_name")?,
-                            text: r.try_get("text")?,
-                            language: r.try_get("language")?,
-                            sentiment: r.try_get("sentiment")?,
-                            sentiment_label: r.try_get("sentiment_label")?,
-                            stars: r.try_get("stars")?,
-                            url: r.try_get("url")?,
-                            aspects: aspects
-                                .and_then(|a| serde_json::from_str(&a).ok())
-                                .unwrap_or_default(),
-                            replied_at_ms,
-                            source,
-                            external_id,
-                        })
+                // Slice by slice, in (occurred_at_ms, id) order, as in `indicator_rows`.
+                let mut out = Vec::new();
+                for (lo, hi) in report_slices(from_ms, until_ms) {
+                    let rows = sqlx::query(if location_id.is_some() {
+                        "SELECT id, source, external_id, kind, occurred_at_ms, location_id, author_name, \
+                         substr(text, 1, 600) AS text, language, sentiment, sentiment_label, stars, url, \
+                         aspects FROM interactions WHERE location_id = $3 AND kind <> 'reply' \
+                         AND occurred_at_ms >= $1 AND occurred_at_ms < $2 \
+                         ORDER BY occurred_at_ms, id"
+                    } else {
+                        "SELECT id, source, external_id, kind, occurred_at_ms, location_id, author_name, \
+                         substr(text, 1, 600) AS text, language, sentiment, sentiment_label, stars, url, \
+                         aspects FROM interactions WHERE kind <> 'reply' \
+                         AND occurred_at_ms >= $1 AND occurred_at_ms < $2 \
+                         AND $3 IS NULL ORDER BY occurred_at_ms, id"
                     })
-                    .collect()
+                    .bind(lo)
+                    .bind(hi)
+                    .bind(location_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    for r in rows {
+                        out.push({
+                            let r = &r;
+                            let source: String = r.try_get("source")?;
+                            let external_id: String = r.try_get("external_id")?;
+                            let aspects: Option<String> = r.try_get("aspects")?;
+                            let location_id: Option<String> = r.try_get("location_id")?;
+                            let replied_at_ms = replied
+                                .get(&(source.clone(), external_id.clone(), location_id.clone()))
+                                .copied();
+                            ReportRow {
+                                id: r.try_get("id")?,
+                                kind: r.try_get("kind")?,
+                                occurred_at_ms: r.try_get("occurred_at_ms")?,
+                                location_id,
+                                author_name: r.try_get("author_name")?,
+                                text: r.try_get("text")?,
+                                language: r.try_get("language")?,
+                                sentiment: r.try_get("sentiment")?,
+                                sentiment_label: r.try_get("sentiment_label")?,
+                                stars: r.try_get("stars")?,
+                                url: r.try_get("url")?,
+                                aspects: aspects
+                                    .and_then(|a| serde_json::from_str(&a).ok())
+                                    .unwrap_or_default(),
+                                replied_at_ms,
+                                source,
+                                external_id,
+                            }
+                        });
+                    }
+                }
+                Ok(out)
             }
 
             // --- indicators ---
@@ -3240,70 +3278,75 @@ macro_rules! impl_store {
                 use $crate::pipeline::indicators::{ticket_times, IndicatorRow};
                 // The location filter is written out when there is one, so the planner uses
                 // the (location_id, occurred_at_ms) index instead of a full scan per location.
-                let rows = sqlx::query(if f.location_id.is_some() {
-                    "SELECT source, external_id, kind, parent_external_id, occurred_at_ms, \
-                     updated_at_ms, location_id, customer_id, stars, nps, csat, csat_scale, \
-                     csat_satisfied, ces, ces_scale, ces_agrees, status, \
-                     CASE WHEN kind = 'ticket' THEN raw END AS ticket_raw \
-                     FROM interactions WHERE location_id = $3 AND kind <> 'reply' \
-                     AND occurred_at_ms >= $1 AND occurred_at_ms < $2 \
-                     AND ($4 IS NULL OR source = $4 OR kind = $4 OR source || '/' || kind = $4) \
-                     AND ($5 IS NULL OR customer_id = $5) \
-                     ORDER BY occurred_at_ms, id"
-                } else {
-                    "SELECT source, external_id, kind, parent_external_id, occurred_at_ms, \
-                     updated_at_ms, location_id, customer_id, stars, nps, csat, csat_scale, \
-                     csat_satisfied, ces, ces_scale, ces_agrees, status, \
-                     CASE WHEN kind = 'ticket' THEN raw END AS ticket_raw \
-                     FROM interactions WHERE kind <> 'reply' \
-                     AND occurred_at_ms >= $1 AND occurred_at_ms < $2 \
-                     AND $3 IS NULL \
-                     AND ($4 IS NULL OR source = $4 OR kind = $4 OR source || '/' || kind = $4) \
-                     AND ($5 IS NULL OR customer_id = $5) \
-                     ORDER BY occurred_at_ms, id"
-                })
-                .bind(f.from_ms)
-                .bind(f.until_ms)
-                .bind(f.location_id.as_deref())
-                .bind(f.channel.as_deref())
-                .bind(f.customer_id.as_deref())
-                .fetch_all(&self.pool)
-                .await?;
-                let mut out = Vec::with_capacity(rows.len());
-                for row in rows {
-                    let kind: String = row.try_get("kind")?;
-                    let kind = InteractionKind::parse(&kind)
-                        .ok_or_else(|| StoreError::Corrupt(format!("interaction kind `{kind}`")))?;
-                    let csat = csat_of(&row)?;
-                    let ces = ces_of(&row)?;
-                    let occurred_at_ms: i64 = row.try_get("occurred_at_ms")?;
-                    let updated_at_ms: Option<i64> = row.try_get("updated_at_ms")?;
-                    let status: Option<String> = row.try_get("status")?;
-                    let ticket = row.try_get::<Option<String>, _>("ticket_raw")?.map(|raw| {
-                        ticket_times(
-                            &raw,
+                // Slice by slice (`report_slices`), in (occurred_at_ms, id) order: a report of
+                // every location reads hundreds of thousands of rows, and the driver's copy
+                // of a slice is dropped once it is converted.
+                let mut out = Vec::new();
+                for (lo, hi) in report_slices(f.from_ms, f.until_ms) {
+                    let rows = sqlx::query(if f.location_id.is_some() {
+                        "SELECT source, external_id, kind, parent_external_id, occurred_at_ms, \
+                         updated_at_ms, location_id, customer_id, stars, nps, csat, csat_scale, \
+                         csat_satisfied, ces, ces_scale, ces_agrees, status, \
+                         CASE WHEN kind = 'ticket' THEN raw END AS ticket_raw \
+                         FROM interactions WHERE location_id = $3 AND kind <> 'reply' \
+                         AND occurred_at_ms >= $1 AND occurred_at_ms < $2 \
+                         AND ($4 IS NULL OR source = $4 OR kind = $4 OR source || '/' || kind = $4) \
+                         AND ($5 IS NULL OR customer_id = $5) \
+                         ORDER BY occurred_at_ms, id"
+                    } else {
+                        "SELECT source, external_id, kind, parent_external_id, occurred_at_ms, \
+                         updated_at_ms, location_id, customer_id, stars, nps, csat, csat_scale, \
+                         csat_satisfied, ces, ces_scale, ces_agrees, status, \
+                         CASE WHEN kind = 'ticket' THEN raw END AS ticket_raw \
+                         FROM interactions WHERE kind <> 'reply' \
+                         AND occurred_at_ms >= $1 AND occurred_at_ms < $2 \
+                         AND $3 IS NULL \
+                         AND ($4 IS NULL OR source = $4 OR kind = $4 OR source || '/' || kind = $4) \
+                         AND ($5 IS NULL OR customer_id = $5) \
+                         ORDER BY occurred_at_ms, id"
+                    })
+                    .bind(lo)
+                    .bind(hi)
+                    .bind(f.location_id.as_deref())
+                    .bind(f.channel.as_deref())
+                    .bind(f.customer_id.as_deref())
+                    .fetch_all(&self.pool)
+                    .await?;
+                    for row in rows {
+                        let kind: String = row.try_get("kind")?;
+                        let kind = InteractionKind::parse(&kind)
+                            .ok_or_else(|| StoreError::Corrupt(format!("interaction kind `{kind}`")))?;
+                        let csat = csat_of(&row)?;
+                        let ces = ces_of(&row)?;
+                        let occurred_at_ms: i64 = row.try_get("occurred_at_ms")?;
+                        let updated_at_ms: Option<i64> = row.try_get("updated_at_ms")?;
+                        let status: Option<String> = row.try_get("status")?;
+                        let ticket = row.try_get::<Option<String>, _>("ticket_raw")?.map(|raw| {
+                            ticket_times(
+                                &raw,
+                                occurred_at_ms,
+                                updated_at_ms,
+                                status.as_deref(),
+                                f.business_hours,
+                            )
+                        });
+                        out.push(IndicatorRow {
+                            source: row.try_get("source")?,
+                            external_id: row.try_get("external_id")?,
+                            kind,
+                            parent_external_id: row.try_get("parent_external_id")?,
                             occurred_at_ms,
                             updated_at_ms,
-                            status.as_deref(),
-                            f.business_hours,
-                        )
-                    });
-                    out.push(IndicatorRow {
-                        source: row.try_get("source")?,
-                        external_id: row.try_get("external_id")?,
-                        kind,
-                        parent_external_id: row.try_get("parent_external_id")?,
-                        occurred_at_ms,
-                        updated_at_ms,
-                        location_id: row.try_get("location_id")?,
-                        customer_id: row.try_get("customer_id")?,
-                        stars: row.try_get("stars")?,
-                        nps: row.try_get("nps")?,
-                        csat,
-                        ces,
-                        status,
-                        ticket,
-                    });
+                            location_id: row.try_get("location_id")?,
+                            customer_id: row.try_get("customer_id")?,
+                            stars: row.try_get("stars")?,
+                            nps: row.try_get("nps")?,
+                            csat,
+                            ces,
+                            status,
+                            ticket,
+                        });
+                    }
                 }
                 Ok(out)
             }
@@ -3390,3 +3433,26 @@ macro_rules! impl_store {
 }
 
 pub(super) use impl_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_slices_cover_the_window_in_order() {
+        let day = 86_400_000;
+        assert!(report_slices(5, 5).is_empty());
+        assert_eq!(report_slices(0, day), vec![(0, day)]);
+        let s = report_slices(0, 180 * day);
+        assert_eq!(s.len(), 13, "fortnights");
+        assert_eq!((s[0].0, s[12].1), (0, 180 * day));
+        assert!(s.windows(2).all(|w| w[0].1 == w[1].0));
+        let all = report_slices(0, i64::MAX);
+        assert_eq!(all.len() as i128, REPORT_SLICES);
+        assert_eq!(all.last().unwrap().1, i64::MAX);
+        assert_eq!(
+            report_slices(i64::MIN, i64::MAX).len() as i128,
+            REPORT_SLICES
+        );
+    }
+}

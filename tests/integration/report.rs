@@ -5,6 +5,8 @@ use crate::common::{self, TestDb};
 use crate::hostile::{hostile_corpus, structure};
 use crate::on_both_backends;
 use chrono::{NaiveDate, TimeZone};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tideline::config::{Config, Overrides};
 use tideline::model::{Interaction, InteractionKind, Sentiment, SentimentLabel};
 use tideline::outputs::indicators::Scope;
@@ -312,19 +314,19 @@ async fn report_numbers_match_the_hand_computed_fixture(db: TestDb) {
 
     // CSV: one row per location and metric, numbers as numbers.
     let csv = report::csv::render(&r).unwrap();
-    assert!(csv.starts_with("location_id,location,period_from,period_until,metric,value,previous,n,previous_n,small_sample\n"));
+    assert!(csv.starts_with("location_id,location,period_from,period_until,metric,value,previous,n,previous_n,small_sample,note\n"));
     assert!(
-        csv.contains("berlin,Berlin Mitte,2026-03-23,2026-04-06,reviews,4,2,4,2,false\n"),
+        csv.contains("berlin,Berlin Mitte,2026-03-23,2026-04-06,reviews,4,2,4,2,false,\n"),
         "{csv}"
     );
     assert!(
         csv.contains(
-            "berlin,Berlin Mitte,2026-03-23,2026-04-06,review_response_median_hours,3,6,2,1,true\n"
+            "berlin,Berlin Mitte,2026-03-23,2026-04-06,review_response_median_hours,3,6,2,1,true,\n"
         ),
         "{csv}"
     );
     assert!(
-        csv.contains("nyc,New York,2026-03-23,2026-04-06,stars_5,1,0,1,0,false\n"),
+        csv.contains("nyc,New York,2026-03-23,2026-04-06,stars_5,1,0,1,0,false,\n"),
         "{csv}"
     );
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
@@ -476,8 +478,278 @@ async fn hostile_texts_become_text_in_the_html_report(db: TestDb) {
     assert!(!html.contains('\u{202E}') && !html.contains('\u{2066}'));
 }
 
+/// A fake Places API (New) on 127.0.0.1: Place Details for four competitor ids. `rival_ok`
+/// answers; `rival_gone` is a 404 in Google's error shape; `rival_busy` is rate limited
+/// once (429 with Retry-After: 1) and then answers; `rival_quota` is always rate limited.
+/// Requests without the key or the field mask are refused.
+async fn fake_places() -> (String, Arc<AtomicUsize>) {
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    #[derive(Clone)]
+    struct S {
+        busy: Arc<AtomicUsize>,
+        requests: Arc<AtomicUsize>,
+    }
+    async fn place(State(s): State<S>, Path(id): Path<String>, h: HeaderMap) -> Response {
+        s.requests.fetch_add(1, Ordering::SeqCst);
+        let error = |code: u16, status: &str, message: &str| {
+            axum::Json(serde_json::json!({
+                "error": {"code": code, "message": message, "status": status}
+            }))
+        };
+        if crate::fakes::header(&h, "x-goog-api-key") != Some("places-test-key") {
+            return (
+                StatusCode::FORBIDDEN,
+                error(403, "PERMISSION_DENIED", "API key not valid."),
+            )
+                .into_response();
+        }
+        assert_eq!(
+            crate::fakes::header(&h, "x-goog-fieldmask"),
+            Some("id,displayName,rating,userRatingCount")
+        );
+        assert!(crate::fakes::user_agent_ok(&h));
+        let rate_limited = || {
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "1")],
+                error(429, "RESOURCE_EXHAUSTED", "Quota exceeded."),
+            )
+                .into_response()
+        };
+        let found = |name: &str, rating: f64, count: u64| {
+            axum::Json(serde_json::json!({
+                "id": id,
+                "displayName": {"text": name, "languageCode": "de"},
+                "rating": rating,
+                "userRatingCount": count
+            }))
+            .into_response()
+        };
+        match id.as_str() {
+            "rival_ok" => found("Rival Bakery (Google)", 4.3, 1234),
+            "rival_busy" if s.busy.fetch_add(1, Ordering::SeqCst) == 0 => rate_limited(),
+            "rival_busy" => found("Rival Busy (Google)", 3.9, 88),
+            "rival_quota" => rate_limited(),
+            _ => (
+                StatusCode::NOT_FOUND,
+                error(404, "NOT_FOUND", "Place not found."),
+            )
+                .into_response(),
+        }
+    }
+    let requests = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new()
+        .route("/v1/places/{id}", axum::routing::get(place))
+        .with_state(S {
+            busy: Arc::new(AtomicUsize::new(0)),
+            requests: requests.clone(),
+        });
+    (crate::fakes::serve(app).await, requests)
+}
+
+fn competitor_config(db: &TestDb, places: Option<&str>) -> String {
+    let mut c = config(db).replace(
+        "country = \"DE\"\n",
+        "country = \"DE\"\n\
+         [[location.competitor]]\nplace_id = \"rival_ok\"\nname = \"Rival Bakery\"\n\
+         [[location.competitor]]\nplace_id = \"rival_gone\"\nname = \"Rival Closed\"\n\
+         [[location.competitor]]\nplace_id = \"rival_busy\"\nname = \"Rival Busy\"\n\
+         [[location.competitor]]\nplace_id = \"rival_quota\"\nname = \"Rival Quota\"\n",
+    );
+    if let Some(p) = places {
+        c.push_str(p);
+    }
+    c
+}
+
+/// Every text the store holds, lower-cased: the SQLite files' bytes, or each PostgreSQL
+/// table's rows as text.
+async fn everything_stored(db: &TestDb) -> String {
+    if db.url.expose().starts_with("sqlite:") {
+        let mut all = String::new();
+        for e in std::fs::read_dir(db.dir.path()).unwrap() {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.starts_with("t.db") {
+                all.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+            }
+        }
+        return all.to_lowercase();
+    }
+    let pool = sqlx::PgPool::connect(db.url.expose()).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(tables.iter().any(|t| t == "interactions"), "{tables:?}");
+    let mut all = String::new();
+    for t in tables {
+        let rows: Vec<String> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT x::text FROM {t} x")))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        all.push_str(&rows.join("\n"));
+    }
+    all.to_lowercase()
+}
+
+/// Competitors' ratings and review counts are fetched while the report is built and
+/// shown beside the location's own; a 404 and an exhausted quota show as unavailable
+/// with the reason, a 429 that clears is waited out; nothing fetched reaches the store.
+async fn competitors_are_fetched_for_the_report_and_never_stored(db: TestDb) {
+    seed(&db).await;
+    let (base, requests) = fake_places().await;
+    let key = crate::fakes::secret_file(db.dir.path(), "places.key", "places-test-key");
+    let places = format!(
+        "[places]\napi_key_file = \"{}\"\nbase_url = \"{base}\"\nmax_retries = 1\nmax_wait_secs = 5\n",
+        key.display()
+    );
+    let text = competitor_config(&db, Some(&places));
+    let config = Config::from_toml(&text, "test", &Overrides::default()).unwrap();
+    let before = (
+        db.store.counts().await.unwrap(),
+        db.store.fingerprint().await.unwrap(),
+    );
+    let now = at(chrono_tz::UTC, 2026, 4, 20, 0, 0);
+    let mut r = report::build(
+        db.store.as_ref(),
+        &config,
+        &request(Scope::AllLocations),
+        now,
+    )
+    .await
+    .unwrap();
+    tideline::competitors::add_to(&mut r, &config, &|| now).await;
+
+    let berlin = &r.locations[0];
+    let c = berlin
+        .competitors
+        .as_ref()
+        .expect("berlin names competitors");
+    assert_eq!(c.own_rating, Some(3.0), "the period's own stars");
+    assert_eq!(c.own_reviews, 4);
+    let by_id = |id: &str| c.places.iter().find(|p| p.place_id == id).unwrap();
+    let ok = by_id("rival_ok");
+    assert_eq!(ok.name, "Rival Bakery");
+    assert_eq!((ok.rating, ok.reviews), (Some(4.3), Some(1234)));
+    assert_eq!(ok.fetched_at.as_deref(), Some("2026-04-20T00:00:00Z"));
+    assert_eq!(ok.unavailable, None);
+    let busy = by_id("rival_busy");
+    assert_eq!((busy.rating, busy.reviews), (Some(3.9), Some(88)));
+    let gone = by_id("rival_gone");
+    assert_eq!(
+        (gone.rating, gone.reviews, &gone.fetched_at),
+        (None, None, &None)
+    );
+    let reason = gone.unavailable.as_deref().unwrap();
+    assert!(
+        reason.contains("404") && reason.contains("NOT_FOUND"),
+        "{reason}"
+    );
+    let quota = by_id("rival_quota").unavailable.as_deref().unwrap();
+    assert!(quota.contains("429"), "{quota}");
+    assert!(r.locations[1].competitors.is_none(), "nyc names none");
+    // 1 + 1 + 2 + 2 requests (each 429 retried once).
+    assert_eq!(requests.load(Ordering::SeqCst), 6);
+
+    // JSON, HTML and CSV carry the figures.
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(
+        json["locations"][0]["competitors"]["places"][0]["rating"],
+        4.3
+    );
+    assert!(json["locations"][1].get("competitors").is_none());
+    let html = report::html::render(&r);
+    assert!(
+        html.contains("<h3 id=\"competitors\">Competitors</h3>"),
+        "{html}"
+    );
+    assert!(html.contains("Rival Bakery (Google, all time)</td><td class=\"n\">4.3</td><td class=\"n\">1234</td><td>2026-04-20T00:00:00Z</td>"), "{html}");
+    assert!(html.contains("Rival Closed</td><td colspan=\"3\" class=\"muted\">unavailable: places rival_gone: HTTP 404: NOT_FOUND: Place not found.</td>"), "{html}");
+    let csv = report::csv::render(&r).unwrap();
+    assert!(
+        csv.contains("berlin,Berlin Mitte,2026-03-23,2026-04-06,competitor_rating:rival_ok,4.3,,1234,0,false,\"Rival Bakery: Google, fetched at 2026-04-20T00:00:00Z\"\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("competitor_reviews:rival_gone,,,0,0,false,Rival Closed: unavailable: places rival_gone: HTTP 404"), "{csv}");
+
+    // The command does the same (HTML here); the key never shows.
+    let cfg = db.dir.path().join("tideline.toml");
+    std::fs::write(&cfg, &text).unwrap();
+    let out = db.dir.path().join("r.html");
+    let o = common::bin()
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "report",
+            "--location",
+            "berlin",
+            "--from",
+            "2026-03-23",
+            "--to",
+            "2026-04-05",
+            "--format",
+            "html",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let page = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        page.contains("<td class=\"n\">4.3</td><td class=\"n\">1234</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("unavailable: places rival_quota: rate limited (HTTP 429)"),
+        "{page}"
+    );
+    assert!(!page.contains("places-test-key"));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("places-test-key"));
+
+    // Nothing fetched, and no competitor id or name, is in the store.
+    let after = (
+        db.store.counts().await.unwrap(),
+        db.store.fingerprint().await.unwrap(),
+    );
+    assert_eq!(format!("{before:?}"), format!("{after:?}"));
+    let stored = everything_stored(&db).await;
+    assert!(stored.contains("review r1"), "the scan sees stored text");
+    for needle in ["rival", "places-test-key"] {
+        assert!(!stored.contains(needle), "`{needle}` is stored");
+    }
+
+    // Without [places]: the same report, competitors unavailable, no request.
+    let sent = requests.load(Ordering::SeqCst);
+    let config =
+        Config::from_toml(&competitor_config(&db, None), "test", &Overrides::default()).unwrap();
+    let mut plain = report::build(
+        db.store.as_ref(),
+        &config,
+        &request(Scope::AllLocations),
+        now,
+    )
+    .await
+    .unwrap();
+    tideline::competitors::add_to(&mut plain, &config, &|| now).await;
+    let c = plain.locations[0].competitors.as_ref().unwrap();
+    assert!(c.places.iter().all(|p| {
+        p.unavailable
+            .as_deref()
+            .is_some_and(|u| u.contains("[places]"))
+    }));
+    assert_eq!(requests.load(Ordering::SeqCst), sent);
+}
+
 on_both_backends!(
     report_numbers_match_the_hand_computed_fixture,
     report_command_writes_json_and_csv,
-    hostile_texts_become_text_in_the_html_report
+    hostile_texts_become_text_in_the_html_report,
+    competitors_are_fetched_for_the_report_and_never_stored
 );

@@ -8,7 +8,7 @@
 use super::{LocationReport, Report};
 use crate::pipeline::indicators::{Durations, Mean, Share};
 
-const HEADER: [&str; 10] = [
+const HEADER: [&str; 11] = [
     "location_id",
     "location",
     "period_from",
@@ -19,6 +19,7 @@ const HEADER: [&str; 10] = [
     "n",
     "previous_n",
     "small_sample",
+    "note",
 ];
 
 /// A text cell that a spreadsheet cannot read as a formula.
@@ -36,6 +37,9 @@ struct Metric {
     n: u64,
     previous_n: u64,
     small: bool,
+    /// Text for the rows that need it (a competitor's name and fetch time, or why it is
+    /// unavailable).
+    note: String,
 }
 
 fn mean(name: &str, c: &Mean, p: &Mean) -> Metric {
@@ -46,6 +50,7 @@ fn mean(name: &str, c: &Mean, p: &Mean) -> Metric {
         n: c.n,
         previous_n: p.n,
         small: c.small_sample,
+        note: String::new(),
     }
 }
 
@@ -57,6 +62,7 @@ fn share(name: &str, c: &Share, p: &Share) -> Metric {
         n: c.n,
         previous_n: p.n,
         small: c.small_sample,
+        note: String::new(),
     }
 }
 
@@ -68,6 +74,7 @@ fn median(name: &str, c: &Durations, p: &Durations) -> Metric {
         n: c.n,
         previous_n: p.n,
         small: c.small_sample,
+        note: String::new(),
     }
 }
 
@@ -79,6 +86,7 @@ fn count(name: &str, c: u64, p: u64) -> Metric {
         n: c,
         previous_n: p,
         small: false,
+        note: String::new(),
     }
 }
 
@@ -92,6 +100,7 @@ fn metrics(l: &LocationReport) -> Vec<Metric> {
             n: c.interactions,
             previous_n: p.interactions,
             small: c.composite.value.is_none(),
+            note: String::new(),
         },
         mean("stars_mean", &c.stars.mean, &p.stars.mean),
     ];
@@ -126,6 +135,7 @@ fn metrics(l: &LocationReport) -> Vec<Metric> {
         n: c.nps.n,
         previous_n: p.nps.n,
         small: c.nps.small_sample,
+        note: String::new(),
     });
     m.push(share(
         "csat_satisfied_pct",
@@ -174,6 +184,37 @@ fn metrics(l: &LocationReport) -> Vec<Metric> {
     }
     m.push(count("changes", l.changes.len() as u64, 0));
     m.push(count("reviews_waiting_for_answer", l.waiting_total, 0));
+    // Competitors: Google's figures (all time) as fetched for this report; `n` of a
+    // rating is its count of ratings.
+    for p in l.competitors.iter().flat_map(|c| &c.places) {
+        let note = match (&p.unavailable, &p.fetched_at) {
+            (Some(reason), _) => format!("{}: unavailable: {reason}", p.name),
+            (None, at) => format!(
+                "{}: Google, fetched at {}",
+                p.name,
+                at.as_deref().unwrap_or("")
+            ),
+        };
+        let n = p.reviews.unwrap_or(0);
+        m.push(Metric {
+            name: format!("competitor_rating:{}", p.place_id),
+            value: p.rating,
+            previous: None,
+            n,
+            previous_n: 0,
+            small: false,
+            note: note.clone(),
+        });
+        m.push(Metric {
+            name: format!("competitor_reviews:{}", p.place_id),
+            value: p.reviews.map(|r| r as f64),
+            previous: None,
+            n,
+            previous_n: 0,
+            small: false,
+            note,
+        });
+    }
     m
 }
 
@@ -211,6 +252,7 @@ pub fn render(r: &Report) -> Result<String, ::csv::Error> {
                 &m.n.to_string(),
                 &m.previous_n.to_string(),
                 if m.small { "true" } else { "false" },
+                &safe_text(&m.note),
             ])?;
         }
     }

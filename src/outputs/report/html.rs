@@ -8,7 +8,7 @@
 //! Nothing from data becomes an element or an attribute.
 
 use super::figures::{SentimentGroup, TopicMove, Waiting};
-use super::{LocationReport, Report};
+use super::{Competitors, LocationReport, Report};
 use crate::pipeline::indicators::{Durations, Mean, Share};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -267,7 +267,11 @@ pub fn location(h: &mut String, l: &LocationReport, links: &Links) {
             r.n
         );
     }
-    h.push_str("</tbody></table>\n<h3>Star ratings</h3>\n");
+    h.push_str("</tbody></table>\n");
+    if let Some(c) = &l.competitors {
+        competitors(h, c);
+    }
+    h.push_str("<h3>Star ratings</h3>\n");
     stars_chart(h, &c.stars.distribution);
     if !g.buckets.is_empty() {
         h.push_str("<h3>Reviews and stars per week</h3>\n");
@@ -288,6 +292,43 @@ pub fn location(h: &mut String, l: &LocationReport, links: &Links) {
     changes(h, l, links);
     waiting(h, l, links);
     h.push_str("</section>\n");
+}
+
+/// Own rating and review count against each competitor's, as fetched; a competitor that
+/// could not be fetched shows as unavailable with the reason.
+fn competitors(h: &mut String, c: &Competitors) {
+    h.push_str("<h3 id=\"competitors\">Competitors</h3>\n<table class=\"competitors\"><thead><tr><th>Place</th><th>Rating</th><th>Reviews</th><th>Fetched at</th></tr></thead><tbody>\n");
+    let _ = writeln!(
+        h,
+        "<tr><td>This location (this period, own data)</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td></td></tr>",
+        num(c.own_rating, 2, ""),
+        c.own_reviews
+    );
+    for p in &c.places {
+        match &p.unavailable {
+            None => {
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{} (Google, all time)</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                    esc(&p.name),
+                    num(p.rating, 1, ""),
+                    p.reviews
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| "–".into()),
+                    esc(p.fetched_at.as_deref().unwrap_or(""))
+                );
+            }
+            Some(reason) => {
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{}</td><td colspan=\"3\" class=\"muted\">unavailable: {}</td></tr>",
+                    esc(&p.name),
+                    esc(reason)
+                );
+            }
+        }
+    }
+    h.push_str("</tbody></table>\n<p class=\"muted\">Competitor figures are Google's, fetched when this report was built and not stored.</p>\n");
 }
 
 fn stars_chart(h: &mut String, dist: &[u64; 5]) {

@@ -26,6 +26,7 @@ use crate::store::{ChangeFilter, ReportRow, Store, StoredChange};
 use chrono_tz::Tz;
 use figures::{ReviewStats, SentimentGroup, TopicMove, Waiting};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// How many reviews waiting for an answer a location report lists by default.
 pub const WAITING_LIMIT: usize = 25;
@@ -68,6 +69,36 @@ pub struct LocationReport {
     /// Reviews of both periods without a reply: how many, and the first few.
     pub waiting_total: u64,
     pub waiting: Vec<Waiting>,
+    /// This location against its configured competitors (absent when it has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub competitors: Option<Competitors>,
+}
+
+/// A location's own rating and review count against its competitors'. The competitors'
+/// figures are Google's (all time), fetched while the report was built and kept nowhere
+/// else: the Places terms allow storing the place id only.
+#[derive(Debug, Clone, Serialize)]
+pub struct Competitors {
+    /// The location's mean stars and review count in the report's period, from its own
+    /// stored reviews.
+    pub own_rating: Option<f64>,
+    pub own_reviews: u64,
+    pub places: Vec<CompetitorFigures>,
+}
+
+/// One competitor's figures, or why there are none.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompetitorFigures {
+    pub place_id: String,
+    /// The name from the configuration.
+    pub name: String,
+    /// Google's mean rating (1-5) and how many ratings it is of.
+    pub rating: Option<f64>,
+    pub reviews: Option<u64>,
+    /// When the figures were fetched (RFC 3339), or `None` if they were not.
+    pub fetched_at: Option<String>,
+    /// Set when the figures could not be fetched: the reason (never a credential).
+    pub unavailable: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -119,16 +150,53 @@ pub async fn build(
         now_ms,
     )
     .await?;
+    // Both periods of every group, read at once over the union of their windows (each
+    // group's bounds are in its own zone) and split per location in memory.
+    let bounds: Vec<(i64, i64, i64)> = metrics
+        .groups
+        .iter()
+        .map(|g| {
+            let tz: Tz = g.timezone.parse().unwrap_or(chrono_tz::UTC);
+            let (cur_lo, cur_hi) = g.period.bounds_ms(tz);
+            let (prev_lo, _) = g.previous_period.bounds_ms(tz);
+            (prev_lo.min(cur_lo), cur_lo, cur_hi)
+        })
+        .collect();
+    let single = match metrics.groups.as_slice() {
+        [one] => one.location_id.as_deref(),
+        _ => None,
+    };
+    let from_ms = bounds.iter().map(|b| b.0).min().unwrap_or(0);
+    let until_ms = bounds.iter().map(|b| b.2).max().unwrap_or(0);
+    let all_rows = if bounds.is_empty() {
+        Vec::new()
+    } else {
+        store.report_rows(single, from_ms, until_ms).await?
+    };
+    let split = metrics.groups.iter().any(|g| g.location_id.is_some());
+    let mut by_location: HashMap<Option<&str>, Vec<&ReportRow>> = HashMap::new();
+    if split {
+        for r in &all_rows {
+            by_location
+                .entry(r.location_id.as_deref())
+                .or_default()
+                .push(r);
+        }
+    }
     let mut out = Vec::new();
-    for group in metrics.groups {
-        let tz: Tz = group.timezone.parse().unwrap_or(chrono_tz::UTC);
-        let (cur_lo, cur_hi) = group.period.bounds_ms(tz);
-        let (prev_lo, _) = group.previous_period.bounds_ms(tz);
-        let rows = store
-            .report_rows(group.location_id.as_deref(), prev_lo.min(cur_lo), cur_hi)
-            .await?;
-        let (current, previous): (Vec<&ReportRow>, Vec<&ReportRow>) =
-            rows.iter().partition(|r| r.occurred_at_ms >= cur_lo);
+    for (group, (lo, cur_lo, cur_hi)) in metrics.groups.into_iter().zip(bounds) {
+        let in_window = |r: &&ReportRow| r.occurred_at_ms >= lo && r.occurred_at_ms < cur_hi;
+        let rows: Vec<&ReportRow> = match &group.location_id {
+            Some(id) if split => by_location
+                .get(&Some(id.as_str()))
+                .map(|rs| rs.iter().copied().filter(in_window).collect())
+                .unwrap_or_default(),
+            _ => all_rows.iter().filter(in_window).collect(),
+        };
+        let (current, previous): (Vec<&ReportRow>, Vec<&ReportRow>) = rows
+            .iter()
+            .copied()
+            .partition(|r| r.occurred_at_ms >= cur_lo);
         let mut changes = match &group.location_id {
             Some(id) => {
                 store
@@ -147,8 +215,7 @@ pub async fn build(
         let mut positive = figures::topics_rising(&current, &previous, false);
         negative.truncate(TOPIC_LIMIT);
         positive.truncate(TOPIC_LIMIT);
-        let all: Vec<&ReportRow> = rows.iter().collect();
-        let (waiting_total, waiting) = figures::awaiting_answer(&all, req.waiting_limit);
+        let (waiting_total, waiting) = figures::awaiting_answer(&rows, req.waiting_limit);
         out.push(LocationReport {
             reviews: Periods {
                 current: figures::review_stats(&current, min),
@@ -171,6 +238,7 @@ pub async fn build(
             changes,
             waiting_total,
             waiting,
+            competitors: None,
             indicators: group,
         });
     }
@@ -180,6 +248,26 @@ pub async fn build(
         portfolio: portfolio(&out),
         locations: out,
     })
+}
+
+/// Adds each location's competitor figures (by location id, as fetched by
+/// [`crate::competitors`]) to the report; locations without an entry keep none.
+pub fn attach_competitors(report: &mut Report, fetched: &HashMap<String, Vec<CompetitorFigures>>) {
+    for l in &mut report.locations {
+        let Some(places) = l
+            .indicators
+            .location_id
+            .as_ref()
+            .and_then(|id| fetched.get(id))
+        else {
+            continue;
+        };
+        l.competitors = Some(Competitors {
+            own_rating: l.indicators.current.stars.mean.value,
+            own_reviews: l.reviews.current.reviews,
+            places: places.clone(),
+        });
+    }
 }
 
 /// Ranks locations by the composite index (locations without one last, by name).
