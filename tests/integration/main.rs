@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod connectors;
 mod conversations;
+mod crm_fakes;
 mod daemon;
 mod dashboard;
 mod digest;
