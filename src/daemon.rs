@@ -4,7 +4,8 @@
 //! per `[[watch]]` folder, `analyze`
 //! (change detection catch-up, `pipeline.detect_cron`) and `sentiment-adapt`
 //! (`pipeline.sentiment_adapt_cron`), the latter two read in `scheduler.timezone`, and
-//! `digest` (`digest.check_cron`, UTC) when `[[digest.recipient]]`s are configured. Every
+//! `digest` (`digest.check_cron`, UTC) when `[[digest.recipient]]`s are configured, and
+//! `crm` (`crm.cron`, UTC: every sink's outbox drained) when `[[crm.sink]]`s are. Every
 //! firing goes through [`Runner`], which claims the tick in the store.
 //!
 //! Signals: SIGTERM/SIGINT stop taking ticks, let running jobs finish the page in hand
@@ -232,6 +233,42 @@ pub fn jobs(
             name: "digest".into(),
             schedule: Schedule::parse(&config.digest.check_cron, chrono_tz::UTC)
                 .expect("validated"),
+            run_on_first_start: true,
+            run,
+        });
+    }
+    if !config.crm.sinks.is_empty() {
+        // One job drains every sink: the tick's claim makes one instance of a fleet run
+        // it, and the outbox's leases keep a manual `crm sync` from sending the same item
+        // at the same time. Items in backoff wait for the next tick.
+        let (store, shared) = (store.clone(), Arc::new(config.clone()));
+        let run: RunFn = Arc::new(move |cx| {
+            let (store, config) = (store.clone(), shared.clone());
+            Box::pin(async move {
+                let sinks: Vec<&crate::config::SinkConfig> = config.crm.sinks.iter().collect();
+                let runs = crate::sinks::crm::sync(
+                    store.as_ref(),
+                    &config,
+                    &sinks,
+                    &crate::sinks::crm::SyncOptions::default(),
+                    &cx.stop,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                let text: Vec<String> = runs.iter().map(|r| r.to_string()).collect();
+                if runs
+                    .iter()
+                    .any(|r| r.stopped.as_deref().is_some_and(|s| s != "stop requested"))
+                {
+                    Err(text.join("; "))
+                } else {
+                    Ok(text.join("; "))
+                }
+            })
+        });
+        jobs.push(ScheduledJob {
+            name: "crm".into(),
+            schedule: Schedule::parse(&config.crm.cron, chrono_tz::UTC).expect("validated"),
             run_on_first_start: true,
             run,
         });

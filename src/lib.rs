@@ -20,6 +20,7 @@ pub mod outputs;
 pub mod pipeline;
 pub mod schedule;
 pub mod score;
+pub mod sinks;
 pub mod store;
 pub mod sync;
 pub mod synth;

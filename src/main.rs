@@ -231,6 +231,12 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// CRM sync (`[[crm.sink]]`: HubSpot, Salesforce, a signed webhook) through the
+    /// outbox: deliver, inspect, retry parked items.
+    Crm {
+        #[command(subcommand)]
+        command: CrmCommand,
+    },
     /// Email digests (`[[digest.recipient]]`): write one without sending it, or send the
     /// due ones now. Each (recipient, period) is sent once, whoever sends it.
     #[command(group(clap::ArgGroup::new("action").required(true).args(["preview", "send_now"])))]
@@ -253,6 +259,53 @@ enum Command {
         at: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CrmCommand {
+    /// Deliver what the CRM sinks (`[[crm.sink]]`) have not received yet: every
+    /// interaction and change once (upserts by Tideline's key), erasures as deletes. The
+    /// first sync of a sink sends the whole history. Waits for retries that are due within
+    /// --wait-secs, so a manual run drains the queue.
+    Sync {
+        /// One sink by name; all when omitted.
+        #[arg(long)]
+        sink: Option<String>,
+        /// Show what would be sent (the first items of each queue, as the CRM would get
+        /// them) without sending anything or changing the queue.
+        #[arg(long)]
+        dry_run: bool,
+        /// How many items --dry-run shows per sink.
+        #[arg(long, default_value_t = 5)]
+        limit: i64,
+        /// Wait at most this long for items in backoff before ending the run.
+        #[arg(long, default_value_t = 120)]
+        wait_secs: u64,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Each sink's queue: pending, due, parked, delivered, the last run and its error.
+    /// Exits 1 when an item is parked or the last run stopped on an error.
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Items a CRM refused (or that failed too often), with the reason.
+    Parked {
+        #[arg(long)]
+        sink: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Put parked items back in the queue (the ids from `crm parked`, or all of --sink,
+    /// or all); the next sync tries them again.
+    Retry {
+        ids: Vec<i64>,
+        #[arg(long)]
+        sink: Option<String>,
     },
 }
 
@@ -1319,6 +1372,194 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             at,
             format,
         } => digest_command(&config, preview, recipient, out, at, format).await,
+        Command::Crm { command } => crm_command(&config, command).await,
+    }
+}
+
+fn ms_text(ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+async fn crm_command(config: &Config, command: CrmCommand) -> Result<ExitCode> {
+    use tideline::sinks::crm;
+    let store = open_store(config).await?;
+    match command {
+        CrmCommand::Sync {
+            sink,
+            dry_run,
+            limit,
+            wait_secs,
+            format,
+        } => {
+            let sinks = crm::select(config, sink.as_deref())?;
+            if dry_run {
+                let mut shown = Vec::new();
+                for s in &sinks {
+                    let items = store.crm_lease(&s.name, limit, None).await?;
+                    let status = store
+                        .crm_status()
+                        .await?
+                        .into_iter()
+                        .find(|x| x.sink == s.name);
+                    shown.push((s, status, items));
+                }
+                match format {
+                    Format::Json => {
+                        let v: Vec<serde_json::Value> = shown
+                            .iter()
+                            .map(|(s, status, items)| {
+                                serde_json::json!({
+                                    "sink": s.name,
+                                    "kind": s.kind.as_str(),
+                                    "registered": status.is_some(),
+                                    "pending": status.as_ref().map(|x| x.pending),
+                                    "items": items,
+                                })
+                            })
+                            .collect();
+                        println!("{}", serde_json::to_string_pretty(&v)?)
+                    }
+                    Format::Text => {
+                        for (s, status, items) in &shown {
+                            match status {
+                                Some(st) => println!(
+                                    "{} ({}): {} item(s) pending; the first would go as:",
+                                    s.name,
+                                    s.kind.as_str(),
+                                    st.pending
+                                ),
+                                None => println!(
+                                    "{} ({}): not synced yet; its first sync sends the whole history",
+                                    s.name,
+                                    s.kind.as_str()
+                                ),
+                            }
+                            for i in items {
+                                println!("  {}", crm::describe(i));
+                            }
+                        }
+                        println!("dry run: nothing was sent");
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let stop = tokio_util::sync::CancellationToken::new();
+            {
+                let stop = stop.clone();
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = tokio::signal::ctrl_c() => {},
+                    }
+                    stop.cancel();
+                });
+            }
+            let opts = crm::SyncOptions {
+                wait_for_retries: std::time::Duration::from_secs(wait_secs),
+                ..Default::default()
+            };
+            let runs = crm::sync(store.as_ref(), config, &sinks, &opts, &stop).await?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&runs)?),
+                Format::Text => {
+                    for r in &runs {
+                        println!("{r}");
+                    }
+                }
+            }
+            let failed = runs.iter().any(|r| r.stopped.is_some());
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        CrmCommand::Status { format } => {
+            let all = store.crm_status().await?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&all)?),
+                Format::Text => {
+                    if all.is_empty() {
+                        println!(
+                            "no CRM sink has synced yet (`tideline crm sync` registers the configured ones)"
+                        );
+                    }
+                    for s in &all {
+                        println!(
+                            "{} ({}): {} pending ({} due), {} parked, {} delivered, {} skipped, {} record(s) held; oldest pending {}; next attempt {}; last run {}{}",
+                            s.sink,
+                            s.kind,
+                            s.pending,
+                            s.due,
+                            s.parked,
+                            s.delivered,
+                            s.skipped,
+                            s.links,
+                            ms_text(s.oldest_pending_ms),
+                            ms_text(s.next_attempt_ms),
+                            ms_text(s.last_run_ms),
+                            s.last_error
+                                .as_deref()
+                                .map(|e| format!(
+                                    "; stopped: {}",
+                                    tideline::outputs::one_line(e, 300)
+                                ))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+            }
+            let bad = all.iter().any(|s| s.parked > 0 || s.last_error.is_some());
+            Ok(if bad {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        CrmCommand::Parked {
+            sink,
+            limit,
+            format,
+        } => {
+            let items = store.crm_parked(sink.as_deref(), limit).await?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&items)?),
+                Format::Text => {
+                    for p in &items {
+                        println!(
+                            "#{} {} {} {} {} (after {} attempt(s), {}): {}",
+                            p.id,
+                            p.sink,
+                            p.op,
+                            p.entity,
+                            tideline::outputs::one_line(&p.entity_key, 120),
+                            p.attempts,
+                            ms_text(Some(p.parked_at_ms)),
+                            tideline::outputs::one_line(
+                                p.last_error.as_deref().unwrap_or("-"),
+                                400
+                            )
+                        );
+                    }
+                    println!(
+                        "{} parked item(s); `tideline crm retry ID...` queues them again",
+                        items.len()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CrmCommand::Retry { ids, sink } => {
+            let n = store.crm_retry(sink.as_deref(), &ids).await?;
+            println!(
+                "{n} item(s) queued again; the next `tideline crm sync` (or the daemon) delivers them"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -650,7 +650,13 @@ pub(super) fn base_url(at: &str, value: &str, example: &str, problems: &mut Vec<
 }
 
 /// An http(s) URL under `key`, without a trailing slash.
-fn url_key(at: &str, key: &str, value: &str, example: &str, problems: &mut Vec<String>) -> String {
+pub(super) fn url_key(
+    at: &str,
+    key: &str,
+    value: &str,
+    example: &str,
+    problems: &mut Vec<String>,
+) -> String {
     let url = value.trim_end_matches('/').to_string();
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         problems.push(format!(

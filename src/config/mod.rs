@@ -5,6 +5,7 @@
 //! the data directory can be overridden from the environment or the command line
 //! (see [`Overrides`]).
 
+mod crm;
 mod daemon;
 mod digest;
 mod feed;
@@ -15,6 +16,10 @@ mod secret;
 mod social;
 mod watch;
 
+pub use crm::{
+    CrmConfig, DEFAULT_CRM_CRON, HubspotSettings, SalesforceSettings, SinkConfig, SinkKind,
+    WebhookSettings,
+};
 pub use daemon::{
     ConnectorConfig, ConnectorKind, DEFAULT_CONNECTOR_CRON, DelightedSettings, FreshdeskSettings,
     GoogleSettings, HelpscoutSettings, HttpSettings, IntercomSettings, SchedulerConfig,
@@ -81,6 +86,8 @@ struct RawConfig {
     smtp: Option<digest::RawSmtp>,
     #[serde(default)]
     digest: digest::RawDigest,
+    #[serde(default)]
+    crm: crm::RawCrm,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -234,6 +241,8 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// `[digest]` and `[[digest.recipient]]`: who gets which digest when.
     pub digest: DigestConfig,
+    /// `[crm]` and `[[crm.sink]]`: the CRMs that receive the timelines.
+    pub crm: CrmConfig,
 }
 
 /// Identities that must never join people.
@@ -604,6 +613,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
     let indicators = indicators::validate(raw.indicators, &mut problems);
     let smtp = digest::smtp(raw.smtp, &mut problems);
     let digest = digest::digest(raw.digest, &location_ids, smtp.is_some(), &mut problems);
+    let crm = crm::crm(raw.crm, &mut problems);
 
     if !problems.is_empty() {
         return Err(problems);
@@ -615,6 +625,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, Vec<String>
         indicators,
         smtp,
         digest,
+        crm,
         storage: StorageConfig {
             data_dir,
             database_url,

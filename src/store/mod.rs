@@ -6,6 +6,7 @@
 //! happen in one transaction, so a crash at any point leaves either the whole batch or
 //! none of it, and re-running an import converges on the same state.
 
+mod crm;
 mod pages;
 mod postgres;
 mod sql;
@@ -18,6 +19,11 @@ use async_trait::async_trait;
 use serde::Serialize;
 use std::sync::Arc;
 
+pub(crate) use crm::crm_error_line;
+pub use crm::{
+    CrmEntity, CrmItem, CrmLink, CrmOutcome, CrmParked, CrmPayload, CrmPerson, CrmResult,
+    CrmSinkStatus, change_key, crm_key, interaction_key,
+};
 pub use pages::{
     ChangePageFilter, CustomerFilter, InteractionFilter, QuarantineFilter, RunSummary, SourceStatus,
 };
@@ -652,6 +658,38 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn finish_digest(&self, done: &DigestDone<'_>) -> Result<bool>;
     /// Digest sends, newest period first; one recipient or all.
     async fn digest_sends(&self, recipient: Option<&str>, limit: i64) -> Result<Vec<DigestSend>>;
+
+    /// Registers a CRM sink. The first time, in the same transaction, every stored
+    /// interaction and confirmed change is queued for it (the backfill): `Some(queued)`.
+    /// `None`: it was registered before.
+    async fn crm_register(&self, sink: &str, kind: &str) -> Result<Option<u64>>;
+    /// Up to `limit` items of `sink` that are due, oldest first, each with the data as it
+    /// is now. With `lease_ms`, they are held for this worker until then (another worker,
+    /// or this one after a crash, gets them back only when it ran out); without, they are
+    /// only read (`--dry-run`).
+    async fn crm_lease(
+        &self,
+        sink: &str,
+        limit: i64,
+        lease_ms: Option<i64>,
+    ) -> Result<Vec<CrmItem>>;
+    /// Records what became of leased items: delivered ones leave the outbox (unless a newer
+    /// version arrived meanwhile) and their links are kept; failures are retried later or,
+    /// after `max_attempts` counted failures, parked; refused ones are parked.
+    async fn crm_finish(
+        &self,
+        sink: &str,
+        outcomes: &[CrmOutcome],
+        max_attempts: i64,
+    ) -> Result<()>;
+    /// Notes the end of a sync run of `sink` (its error, if it stopped on one).
+    async fn crm_run_done(&self, sink: &str, error: Option<&str>) -> Result<()>;
+    /// Every registered sink's outbox.
+    async fn crm_status(&self) -> Result<Vec<CrmSinkStatus>>;
+    /// Parked items, oldest first; one sink or all.
+    async fn crm_parked(&self, sink: Option<&str>, limit: i64) -> Result<Vec<CrmParked>>;
+    /// Puts parked items back in the queue (all of a sink, or the given ids): how many.
+    async fn crm_retry(&self, sink: Option<&str>, ids: &[i64]) -> Result<u64>;
 }
 
 /// A claim of one digest: (recipient, cadence, period_start) is the key.

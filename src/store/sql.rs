@@ -34,7 +34,7 @@ pub(super) const UPSERT_TAIL: &str = " ON CONFLICT (source, external_id) DO UPDA
     WHERE interactions.content_hash <> excluded.content_hash \
     AND (interactions.updated_at_ms IS NULL OR excluded.updated_at_ms IS NULL \
          OR excluded.updated_at_ms >= interactions.updated_at_ms) \
-    RETURNING revision";
+    RETURNING id, revision";
 
 pub(super) const SELECT_INTERACTION: &str = "SELECT id, customer_id, revision, source, \
     external_id, kind, parent_external_id, occurred_at_ms, updated_at_ms, location_id, \
@@ -231,6 +231,77 @@ macro_rules! impl_store {
 
         fn opt_bool(v: Option<bool>) -> Option<i64> {
             v.map(i64::from)
+        }
+
+        /// Removes a delivered outbox item, unless a newer version of the same record was
+        /// queued while it was on the way: then it only loses its lease and goes again.
+        async fn crm_done(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            o: &CrmOutcome,
+        ) -> Result<()> {
+            let gone = sqlx::query("DELETE FROM crm_outbox WHERE id = $1 AND generation = $2")
+                .bind(o.id)
+                .bind(o.generation)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            if gone == 0 {
+                sqlx::query(
+                    "UPDATE crm_outbox SET leased_until_ms = NULL, uncertain = 0 WHERE id = $1",
+                )
+                .bind(o.id)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+        }
+
+        /// Queues `keys` of `entity` for every registered sink, in the caller's
+        /// transaction. A record already waiting gets a new generation (and leaves the
+        /// parking lot: its new version may be acceptable).
+        async fn crm_enqueue(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            sinks: &[String],
+            entity: &str,
+            keys: &[String],
+            now: i64,
+        ) -> Result<()> {
+            if sinks.is_empty() || keys.is_empty() {
+                return Ok(());
+            }
+            let mut keys: Vec<&String> = keys.iter().collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let rows: Vec<(&String, &String)> = sinks
+                .iter()
+                .flat_map(|s| keys.iter().map(move |k| (s, *k)))
+                .collect();
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO crm_outbox (sink, entity, entity_key, op, next_attempt_ms, enqueued_ms) ",
+                );
+                qb.push_values(chunk, |mut b, (sink, key)| {
+                    b.push_bind(sink.as_str())
+                        .push_bind(entity)
+                        .push_bind(key.as_str())
+                        .push_bind("upsert")
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+                qb.push(
+                    " ON CONFLICT (sink, entity, entity_key, op) DO UPDATE SET \
+                     generation = crm_outbox.generation + 1, next_attempt_ms = excluded.next_attempt_ms, \
+                     attempts = 0, parked_at_ms = NULL, last_error = NULL",
+                );
+                qb.build().execute(&mut *conn).await?;
+            }
+            Ok(())
+        }
+
+        async fn crm_sinks(conn: &mut <$db as sqlx::Database>::Connection) -> Result<Vec<String>> {
+            Ok(sqlx::query_scalar("SELECT name FROM crm_sinks ORDER BY name")
+                .fetch_all(&mut *conn)
+                .await?)
         }
 
         fn row_to_interaction(row: &<$db as sqlx::Database>::Row) -> Result<StoredInteraction> {
@@ -640,6 +711,9 @@ macro_rules! impl_store {
                 }
 
                 // 2. Interactions: multi-row upserts. The last copy of a key in a batch wins.
+                // What is new or changed is queued for the CRM sinks in this transaction.
+                let crm_sinks = crm_sinks(&mut *tx).await?;
+                let mut crm_keys: Vec<String> = Vec::new();
                 let mut last_of: HashMap<(&str, &str), usize> = HashMap::new();
                 for (k, i) in batch.interactions.iter().enumerate() {
                     last_of.insert((i.source.as_str(), i.external_id.as_str()), k);
@@ -700,6 +774,9 @@ macro_rules! impl_store {
                         if row.try_get::<i64, _>("revision")? == 1 {
                             inserted += 1;
                         }
+                        if !crm_sinks.is_empty() {
+                            crm_keys.push(row.try_get::<i64, _>("id")?.to_string());
+                        }
                     }
                     out.inserted += inserted;
                     out.updated += changed.len() as u64 - inserted;
@@ -707,6 +784,7 @@ macro_rules! impl_store {
                 }
                 // Duplicates of a key inside the batch count as unchanged re-reads.
                 out.unchanged += (batch.interactions.len() - rows.len()) as u64;
+                crm_enqueue(&mut *tx, &crm_sinks, "interaction", &crm_keys, now).await?;
 
                 // 3. Quarantine, replays, progress.
                 for q in &batch.rejects {
@@ -1704,7 +1782,20 @@ macro_rules! impl_store {
                     tx.rollback().await?;
                     return Ok(false);
                 }
+                let crm_sinks = crm_sinks(&mut *tx).await?;
+                let mut crm_keys: Vec<String> = Vec::new();
                 for s in &w.rebuilt {
+                    // A rebuilt series may lose a change a CRM holds: each goes through the
+                    // outbox again, which takes back what no longer exists.
+                    if !crm_sinks.is_empty() {
+                        let old: Vec<i64> = sqlx::query_scalar(
+                            "SELECT idx FROM changes WHERE series = $1 AND status IN ('confirmed', 'incident')",
+                        )
+                        .bind(s)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        crm_keys.extend(old.into_iter().map(|i| format!("{s}#{i}")));
+                    }
                     sqlx::query("DELETE FROM changes WHERE series = $1")
                         .bind(s)
                         .execute(&mut *tx)
@@ -1760,8 +1851,12 @@ macro_rules! impl_store {
                     }
                 }
                 for c in &w.changes {
-                    insert(c).execute(&mut *tx).await?;
+                    let added = insert(c).execute(&mut *tx).await?.rows_affected();
+                    if added == 1 && !crm_sinks.is_empty() && c.status != "watch" {
+                        crm_keys.push(format!("{}#{}", c.series, c.index));
+                    }
                 }
+                crm_enqueue(&mut *tx, &crm_sinks, "change", &crm_keys, now).await?;
                 sqlx::query(
                     "INSERT INTO analysis_progress (name, last_id, updated_at_ms) VALUES ('changes', $1, $2) \
                      ON CONFLICT (name) DO UPDATE SET last_id = excluded.last_id, updated_at_ms = excluded.updated_at_ms",
@@ -1848,6 +1943,47 @@ macro_rules! impl_store {
                         let value: String = r.try_get("value")?;
                         keys.push(format!("{kind}:{value}"));
                     }
+                    // What the CRM sinks hold of this person is taken back: their queued
+                    // upserts go, and every record a sink received becomes a delete (a
+                    // contact only if Tideline created it).
+                    let gone: Vec<i64> = sqlx::query_scalar(
+                        "SELECT id FROM interactions WHERE customer_id = $1 UNION \
+                         SELECT c.id FROM interactions c JOIN interactions p ON p.source = c.source \
+                         AND p.external_id = c.parent_external_id WHERE p.customer_id = $1",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for chunk in gone.chunks(ROWS_PER_STATEMENT) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "DELETE FROM crm_outbox WHERE entity = 'interaction' AND op = 'upsert' \
+                             AND entity_key IN (",
+                        );
+                        let mut list = qb.separated(", ");
+                        for g in chunk {
+                            list.push_bind(g.to_string());
+                        }
+                        qb.push(")");
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                    sqlx::query(
+                        "INSERT INTO crm_outbox (sink, entity, entity_key, op, remote_id, crm_key, \
+                         next_attempt_ms, enqueued_ms) SELECT sink, entity, crm_key, 'delete', remote_id, \
+                         crm_key, $2, $2 FROM crm_links WHERE customer_id = $1 \
+                         AND (entity <> 'customer' OR created = 1) \
+                         ON CONFLICT (sink, entity, entity_key, op) DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    // The links go now: the delete items carry what the sinks need (their
+                    // record ids; a webhook, the customer id it knows them by) until
+                    // delivered, and nothing of the person is left after that.
+                    sqlx::query("DELETE FROM crm_links WHERE customer_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                     // Replies and comments that answer their interactions go with them.
                     out.interactions += sqlx::query(
                         "DELETE FROM interactions WHERE parent_external_id IS NOT NULL AND EXISTS ( \
@@ -2489,6 +2625,533 @@ macro_rules! impl_store {
                         })
                     })
                     .collect()
+            }
+
+            async fn crm_register(&self, sink: &str, kind: &str) -> Result<Option<u64>> {
+                let now = now_ms();
+                let mut tx = self.begin_write().await?;
+                let added = sqlx::query(
+                    "INSERT INTO crm_sinks (name, kind, registered_at_ms) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(sink)
+                .bind(kind)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if added == 0 {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+                // The backfill: the whole history, in the order it was stored.
+                let mut queued = sqlx::query(
+                    "INSERT INTO crm_outbox (sink, entity, entity_key, op, next_attempt_ms, enqueued_ms) \
+                     SELECT $1, 'interaction', CAST(id AS TEXT), 'upsert', $2, $2 FROM interactions \
+                     WHERE true ORDER BY id ON CONFLICT (sink, entity, entity_key, op) DO NOTHING",
+                )
+                .bind(sink)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                queued += sqlx::query(
+                    "INSERT INTO crm_outbox (sink, entity, entity_key, op, next_attempt_ms, enqueued_ms) \
+                     SELECT $1, 'change', series || '#' || CAST(idx AS TEXT), 'upsert', $2, $2 \
+                     FROM changes WHERE status IN ('confirmed', 'incident') ORDER BY id \
+                     ON CONFLICT (sink, entity, entity_key, op) DO NOTHING",
+                )
+                .bind(sink)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok(Some(queued))
+            }
+
+            async fn crm_lease(
+                &self,
+                sink: &str,
+                limit: i64,
+                lease_ms: Option<i64>,
+            ) -> Result<Vec<CrmItem>> {
+                let now = now_ms();
+                let mut tx = self.begin_write().await?;
+                let rows = sqlx::query(
+                    "SELECT id, generation, entity, entity_key, op, remote_id, crm_key, attempts, \
+                     uncertain, leased_until_ms FROM crm_outbox WHERE sink = $1 AND parked_at_ms IS NULL \
+                     AND next_attempt_ms <= $2 AND (leased_until_ms IS NULL OR leased_until_ms <= $2) \
+                     ORDER BY id LIMIT $3",
+                )
+                .bind(sink)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                struct Raw {
+                    id: i64,
+                    generation: i64,
+                    entity: CrmEntity,
+                    entity_key: String,
+                    delete: bool,
+                    remote_id: Option<String>,
+                    crm_key: Option<String>,
+                    attempts: i64,
+                    uncertain: bool,
+                }
+                let mut raws = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let entity: String = r.try_get("entity")?;
+                    let leased: Option<i64> = r.try_get("leased_until_ms")?;
+                    raws.push(Raw {
+                        id: r.try_get("id")?,
+                        generation: r.try_get("generation")?,
+                        entity: CrmEntity::parse(&entity).ok_or_else(|| {
+                            StoreError::Corrupt(format!("crm_outbox: unknown entity `{entity}`"))
+                        })?,
+                        entity_key: r.try_get("entity_key")?,
+                        delete: r.try_get::<String, _>("op")? == "delete",
+                        remote_id: r.try_get("remote_id")?,
+                        crm_key: r.try_get("crm_key")?,
+                        attempts: r.try_get("attempts")?,
+                        // A lease that ran out: its worker died or hung mid-delivery.
+                        uncertain: r.try_get::<i64, _>("uncertain")? == 1 || leased.is_some(),
+                    });
+                }
+                if let Some(lease) = lease_ms {
+                    for chunk in raws.chunks(ROWS_PER_STATEMENT) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "UPDATE crm_outbox SET uncertain = CASE WHEN leased_until_ms IS NULL \
+                             THEN uncertain ELSE 1 END, leased_until_ms = ",
+                        );
+                        qb.push_bind(now + lease);
+                        qb.push(" WHERE id IN (");
+                        let mut list = qb.separated(", ");
+                        for r in chunk {
+                            list.push_bind(r.id);
+                        }
+                        qb.push(")");
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                }
+                // The data as it is now.
+                let ids: Vec<i64> = raws
+                    .iter()
+                    .filter(|r| r.entity == CrmEntity::Interaction && !r.delete)
+                    .filter_map(|r| r.entity_key.parse().ok())
+                    .collect();
+                let mut interactions: HashMap<i64, StoredInteraction> = HashMap::new();
+                for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb =
+                        sqlx::QueryBuilder::<$db>::new(format!("{SELECT_INTERACTION} WHERE id IN ("));
+                    let mut list = qb.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    qb.push(")");
+                    for row in qb.build().fetch_all(&mut *tx).await? {
+                        let i = row_to_interaction(&row)?;
+                        interactions.insert(i.id, i);
+                    }
+                }
+                let mut changes: HashMap<String, StoredChange> = HashMap::new();
+                for r in raws.iter().filter(|r| r.entity == CrmEntity::Change && !r.delete) {
+                    let Some((series, idx)) = r.entity_key.rsplit_once('#') else {
+                        continue;
+                    };
+                    let Ok(idx) = idx.parse::<i64>() else {
+                        continue;
+                    };
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "{SELECT_CHANGE} WHERE series = $1 AND idx = $2 \
+                         AND status IN ('confirmed', 'incident') ORDER BY status LIMIT 1"
+                    )))
+                    .bind(series)
+                    .bind(idx)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(row) = row {
+                        changes.insert(r.entity_key.clone(), row_to_change(&row)?);
+                    }
+                }
+                let mut wanted: Vec<&str> = interactions
+                    .values()
+                    .filter_map(|i| i.customer_id.as_deref())
+                    .chain(
+                        changes
+                            .values()
+                            .filter(|c| c.change.entity == "customer")
+                            .map(|c| c.change.entity_id.as_str()),
+                    )
+                    .collect();
+                wanted.sort_unstable();
+                wanted.dedup();
+                let mut people: HashMap<String, CrmPerson> = HashMap::new();
+                for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT c.id, c.display_name, (SELECT MIN(i.value) FROM identities i \
+                         WHERE i.customer_id = c.id AND i.kind = 'email') AS email, \
+                         (SELECT l.remote_id FROM crm_links l WHERE l.sink = ",
+                    );
+                    qb.push_bind(sink);
+                    qb.push(
+                        " AND l.entity = 'customer' AND l.crm_key = c.id) AS contact_id \
+                         FROM customers c WHERE c.id IN (",
+                    );
+                    let mut list = qb.separated(", ");
+                    for c in chunk {
+                        list.push_bind(*c);
+                    }
+                    qb.push(")");
+                    for row in qb.build().fetch_all(&mut *tx).await? {
+                        let id: String = row.try_get("id")?;
+                        people.insert(
+                            id.clone(),
+                            CrmPerson {
+                                customer_id: id,
+                                display_name: row.try_get("display_name")?,
+                                email: row.try_get("email")?,
+                                contact_id: row.try_get("contact_id")?,
+                            },
+                        );
+                    }
+                }
+                let mut items = Vec::with_capacity(raws.len());
+                for r in raws {
+                    let (crm_key, payload) = if r.delete {
+                        (r.crm_key.clone().unwrap_or(r.entity_key.clone()), CrmPayload::Delete)
+                    } else {
+                        match r.entity {
+                            CrmEntity::Interaction => {
+                                match r.entity_key.parse::<i64>().ok().and_then(|id| interactions.remove(&id)) {
+                                    Some(i) => {
+                                        let person = i
+                                            .customer_id
+                                            .as_ref()
+                                            .and_then(|c| people.get(c))
+                                            .cloned();
+                                        (
+                                            interaction_key(&i.interaction.source, &i.interaction.external_id),
+                                            CrmPayload::Interaction {
+                                                interaction: Box::new(i),
+                                                person,
+                                            },
+                                        )
+                                    }
+                                    None => (r.entity_key.clone(), CrmPayload::Gone),
+                                }
+                            }
+                            CrmEntity::Change => {
+                                let (series, idx) = r
+                                    .entity_key
+                                    .rsplit_once('#')
+                                    .map(|(s, i)| (s, i.parse::<i64>().unwrap_or(-1)))
+                                    .unwrap_or((r.entity_key.as_str(), -1));
+                                let key = change_key(series, idx);
+                                match changes.remove(&r.entity_key) {
+                                    Some(c) => {
+                                        let person = (c.change.entity == "customer")
+                                            .then(|| people.get(&c.change.entity_id).cloned())
+                                            .flatten();
+                                        (
+                                            key,
+                                            CrmPayload::Change {
+                                                change: Box::new(c),
+                                                person,
+                                            },
+                                        )
+                                    }
+                                    None => {
+                                        // A rebuilt series no longer has it: take it back
+                                        // if the sink received it.
+                                        let remote: Option<Option<String>> = sqlx::query_scalar(
+                                            "SELECT remote_id FROM crm_links WHERE sink = $1 \
+                                             AND entity = 'change' AND crm_key = $2",
+                                        )
+                                        .bind(sink)
+                                        .bind(&key)
+                                        .fetch_optional(&mut *tx)
+                                        .await?;
+                                        match remote {
+                                            Some(remote_id) => {
+                                                items.push(CrmItem {
+                                                    id: r.id,
+                                                    generation: r.generation,
+                                                    entity: r.entity,
+                                                    crm_key: key,
+                                                    remote_id,
+                                                    attempts: r.attempts,
+                                                    uncertain: r.uncertain,
+                                                    payload: CrmPayload::Delete,
+                                                });
+                                                continue;
+                                            }
+                                            None => (key, CrmPayload::Gone),
+                                        }
+                                    }
+                                }
+                            }
+                            CrmEntity::Customer => (r.entity_key.clone(), CrmPayload::Gone),
+                        }
+                    };
+                    items.push(CrmItem {
+                        id: r.id,
+                        generation: r.generation,
+                        entity: r.entity,
+                        crm_key,
+                        remote_id: r.remote_id,
+                        attempts: r.attempts,
+                        uncertain: r.uncertain,
+                        payload,
+                    });
+                }
+                if lease_ms.is_some() {
+                    tx.commit().await?;
+                } else {
+                    tx.rollback().await?;
+                }
+                Ok(items)
+            }
+
+            async fn crm_finish(
+                &self,
+                sink: &str,
+                outcomes: &[CrmOutcome],
+                max_attempts: i64,
+            ) -> Result<()> {
+                let now = now_ms();
+                let mut tx = self.begin_write().await?;
+                let (mut delivered, mut skipped) = (0i64, 0i64);
+                for o in outcomes {
+                    let row = sqlx::query(
+                        "SELECT entity, entity_key, op FROM crm_outbox WHERE id = $1",
+                    )
+                    .bind(o.id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(row) = row else { continue };
+                    let entity: String = row.try_get("entity")?;
+                    let entity_key: String = row.try_get("entity_key")?;
+                    let op: String = row.try_get("op")?;
+                    match &o.result {
+                        CrmResult::Delivered { links } => {
+                            delivered += 1;
+                            // An interaction erased while its delivery was on the way: take
+                            // it back instead of remembering it.
+                            let erased = entity == "interaction"
+                                && op == "upsert"
+                                && match entity_key.parse::<i64>() {
+                                    Ok(id) => sqlx::query_scalar::<_, i64>(
+                                        "SELECT id FROM interactions WHERE id = $1",
+                                    )
+                                    .bind(id)
+                                    .fetch_optional(&mut *tx)
+                                    .await?
+                                    .is_none(),
+                                    Err(_) => false,
+                                };
+                            for l in links {
+                                if op == "delete" {
+                                    sqlx::query(
+                                        "DELETE FROM crm_links WHERE sink = $1 AND entity = $2 AND crm_key = $3",
+                                    )
+                                    .bind(sink)
+                                    .bind(l.entity.as_str())
+                                    .bind(&l.crm_key)
+                                    .execute(&mut *tx)
+                                    .await?;
+                                } else if erased && l.entity == CrmEntity::Interaction {
+                                    sqlx::query(
+                                        "INSERT INTO crm_outbox (sink, entity, entity_key, op, remote_id, \
+                                         crm_key, next_attempt_ms, enqueued_ms) \
+                                         VALUES ($1, $2, $3, 'delete', $4, $3, $5, $5) \
+                                         ON CONFLICT (sink, entity, entity_key, op) DO NOTHING",
+                                    )
+                                    .bind(sink)
+                                    .bind(l.entity.as_str())
+                                    .bind(&l.crm_key)
+                                    .bind(&l.remote_id)
+                                    .bind(now)
+                                    .execute(&mut *tx)
+                                    .await?;
+                                } else {
+                                    sqlx::query(
+                                        "INSERT INTO crm_links (sink, entity, crm_key, customer_id, \
+                                         remote_id, created, synced_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                                         ON CONFLICT (sink, entity, crm_key) DO UPDATE SET \
+                                         remote_id = COALESCE(excluded.remote_id, crm_links.remote_id), \
+                                         customer_id = COALESCE(excluded.customer_id, crm_links.customer_id), \
+                                         synced_ms = excluded.synced_ms",
+                                    )
+                                    .bind(sink)
+                                    .bind(l.entity.as_str())
+                                    .bind(&l.crm_key)
+                                    .bind(&l.customer_id)
+                                    .bind(&l.remote_id)
+                                    .bind(i64::from(l.created))
+                                    .bind(now)
+                                    .execute(&mut *tx)
+                                    .await?;
+                                }
+                            }
+                            crm_done(&mut *tx, o).await?;
+                        }
+                        CrmResult::Skipped { .. } => {
+                            skipped += 1;
+                            crm_done(&mut *tx, o).await?;
+                        }
+                        CrmResult::Retry {
+                            error,
+                            at_ms,
+                            counts,
+                            uncertain,
+                        } => {
+                            let add = i64::from(*counts);
+                            sqlx::query(
+                                "UPDATE crm_outbox SET attempts = attempts + $2, next_attempt_ms = $3, \
+                                 leased_until_ms = NULL, last_error = $4, \
+                                 uncertain = CASE WHEN $5 = 1 THEN 1 ELSE uncertain END, \
+                                 parked_at_ms = CASE WHEN attempts + $2 >= $6 THEN $7 ELSE NULL END \
+                                 WHERE id = $1",
+                            )
+                            .bind(o.id)
+                            .bind(add)
+                            .bind(*at_ms)
+                            .bind(crm_error_line(error))
+                            .bind(i64::from(*uncertain))
+                            .bind(max_attempts)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        CrmResult::Park { error } => {
+                            sqlx::query(
+                                "UPDATE crm_outbox SET attempts = attempts + 1, leased_until_ms = NULL, \
+                                 last_error = $2, parked_at_ms = $3 WHERE id = $1",
+                            )
+                            .bind(o.id)
+                            .bind(crm_error_line(error))
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+                sqlx::query(
+                    "UPDATE crm_sinks SET delivered = delivered + $2, skipped = skipped + $3 WHERE name = $1",
+                )
+                .bind(sink)
+                .bind(delivered)
+                .bind(skipped)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn crm_run_done(&self, sink: &str, error: Option<&str>) -> Result<()> {
+                sqlx::query("UPDATE crm_sinks SET last_run_ms = $2, last_error = $3 WHERE name = $1")
+                    .bind(sink)
+                    .bind(now_ms())
+                    .bind(error.map(crm_error_line))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn crm_status(&self) -> Result<Vec<CrmSinkStatus>> {
+                let rows = sqlx::query(
+                    "SELECT s.name, s.kind, s.registered_at_ms, s.delivered, s.skipped, s.last_run_ms, \
+                     s.last_error, \
+                     (SELECT COUNT(*) FROM crm_outbox o WHERE o.sink = s.name AND o.parked_at_ms IS NULL) AS pending, \
+                     (SELECT COUNT(*) FROM crm_outbox o WHERE o.sink = s.name AND o.parked_at_ms IS NULL \
+                      AND o.next_attempt_ms <= $1 AND (o.leased_until_ms IS NULL OR o.leased_until_ms <= $1)) AS due, \
+                     (SELECT COUNT(*) FROM crm_outbox o WHERE o.sink = s.name AND o.parked_at_ms IS NOT NULL) AS parked, \
+                     (SELECT COUNT(*) FROM crm_links l WHERE l.sink = s.name) AS links, \
+                     (SELECT MIN(o.enqueued_ms) FROM crm_outbox o WHERE o.sink = s.name AND o.parked_at_ms IS NULL) AS oldest, \
+                     (SELECT MIN(CASE WHEN o.leased_until_ms > o.next_attempt_ms THEN o.leased_until_ms \
+                      ELSE o.next_attempt_ms END) FROM crm_outbox o WHERE o.sink = s.name \
+                      AND o.parked_at_ms IS NULL) AS next_attempt \
+                     FROM crm_sinks s ORDER BY s.name",
+                )
+                .bind(now_ms())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(CrmSinkStatus {
+                            sink: r.try_get("name")?,
+                            kind: r.try_get("kind")?,
+                            registered_at_ms: r.try_get("registered_at_ms")?,
+                            pending: r.try_get("pending")?,
+                            due: r.try_get("due")?,
+                            parked: r.try_get("parked")?,
+                            links: r.try_get("links")?,
+                            delivered: r.try_get("delivered")?,
+                            skipped: r.try_get("skipped")?,
+                            oldest_pending_ms: r.try_get("oldest")?,
+                            next_attempt_ms: r.try_get("next_attempt")?,
+                            last_run_ms: r.try_get("last_run_ms")?,
+                            last_error: r.try_get("last_error")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn crm_parked(&self, sink: Option<&str>, limit: i64) -> Result<Vec<CrmParked>> {
+                let rows = sqlx::query(
+                    "SELECT id, sink, entity, entity_key, op, attempts, last_error, parked_at_ms \
+                     FROM crm_outbox WHERE parked_at_ms IS NOT NULL AND ($1 IS NULL OR sink = $1) \
+                     ORDER BY id LIMIT $2",
+                )
+                .bind(sink)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(CrmParked {
+                            id: r.try_get("id")?,
+                            sink: r.try_get("sink")?,
+                            entity: r.try_get("entity")?,
+                            entity_key: r.try_get("entity_key")?,
+                            op: r.try_get("op")?,
+                            attempts: r.try_get("attempts")?,
+                            last_error: r.try_get("last_error")?,
+                            parked_at_ms: r.try_get("parked_at_ms")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn crm_retry(&self, sink: Option<&str>, ids: &[i64]) -> Result<u64> {
+                let now = now_ms();
+                let mut tx = self.begin_write().await?;
+                let sql = "UPDATE crm_outbox SET parked_at_ms = NULL, attempts = 0, \
+                           next_attempt_ms = $1, last_error = NULL \
+                           WHERE parked_at_ms IS NOT NULL AND ($2 IS NULL OR sink = $2)";
+                let mut n = 0;
+                if ids.is_empty() {
+                    n += sqlx::query(sql)
+                        .bind(now)
+                        .bind(sink)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                } else {
+                    for id in ids {
+                        n += sqlx::query(sqlx::AssertSqlSafe(format!("{sql} AND id = $3")))
+                            .bind(now)
+                            .bind(sink)
+                            .bind(*id)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                    }
+                }
+                tx.commit().await?;
+                Ok(n)
             }
 
             async fn report_rows(

@@ -11,6 +11,7 @@ mod config;
 mod connectors;
 mod conversations;
 mod crm_fakes;
+mod crm_outbox;
 mod daemon;
 mod dashboard;
 mod digest;
