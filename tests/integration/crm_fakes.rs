@@ -14,7 +14,7 @@
 //! idempotent delivery must survive). A record containing `reject_marker` is refused the way
 //! the vendor refuses a validation error; `max_per_window` is the vendor's rolling rate limit.
 
-// Until the acceptance tests (crm.rs) use every accessor.
+// Some accessors are there for tests still to come (requests, counts by route).
 #![allow(dead_code)]
 
 use crate::fakes;

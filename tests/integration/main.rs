@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod connectors;
 mod conversations;
+mod crm;
 mod crm_fakes;
 mod crm_outbox;
 mod daemon;
