@@ -10,6 +10,8 @@ mod cli;
 mod config;
 mod connectors;
 mod conversations;
+mod crm;
+mod crm_fakes;
 mod crm_outbox;
 mod daemon;
 mod dashboard;

@@ -10,6 +10,33 @@ use serde_json::{Value, json};
 /// HubSpot note bodies hold 65,536 characters, Salesforce descriptions 32,000; the text
 /// keeps well inside both.
 const MAX_TEXT_CHARS: usize = 30_000;
+/// The escaped text's share of a HubSpot note (`hs_note_body`: at most 65,536 characters):
+/// escaping turns `<` into four characters and `&` into five, so the raw clip is not enough.
+const MAX_HTML_TEXT_CHARS: usize = 60_000;
+/// Salesforce's `Task.Description`: at most 32,000 characters.
+const MAX_PLAIN_CHARS: usize = 32_000;
+
+/// `text` escaped for HTML with line breaks as `<br>`, at most `max` characters of output
+/// (cut between characters, never inside an entity, with `…` when cut).
+fn html_text(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut n = 0;
+    for c in text.chars() {
+        let piece = if c == '\n' {
+            "<br>".to_string()
+        } else {
+            esc(c.encode_utf8(&mut [0u8; 4]))
+        };
+        let len = piece.chars().count();
+        if n + len > max.saturating_sub(1) {
+            out.push('…');
+            break;
+        }
+        n += len;
+        out.push_str(&piece);
+    }
+    out
+}
 
 fn clip(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -97,17 +124,14 @@ pub fn interaction_text(i: &StoredInteraction) -> String {
     if let Some(u) = &i.interaction.url {
         out.push_str(&format!("Link: {}\n", one_line(u, 2000)));
     }
-    out
+    clip(&out, MAX_PLAIN_CHARS)
 }
 
 /// HTML (HubSpot `hs_note_body`): every value escaped, only http(s) links.
 pub fn interaction_html(i: &StoredInteraction) -> String {
     let mut out = format!("<p><strong>{}</strong></p>", esc(&interaction_subject(i)));
     if let Some(t) = &i.interaction.text {
-        out.push_str(&format!(
-            "<p>{}</p>",
-            esc(&clip(t, MAX_TEXT_CHARS)).replace('\n', "<br>")
-        ));
+        out.push_str(&format!("<p>{}</p>", html_text(t, MAX_HTML_TEXT_CHARS)));
     }
     let facts: Vec<String> = facts(i)
         .into_iter()
@@ -257,4 +281,16 @@ pub fn change_json(key: &str, c: &StoredChange, person: Option<&CrmPerson>) -> V
         "summary": change_subject(c),
         "evidence": evidence,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escaped_text_fits_a_hubspot_note() {
+        let t = "<&".repeat(20_000);
+        let h = super::html_text(&t, super::MAX_HTML_TEXT_CHARS);
+        assert!(h.chars().count() <= super::MAX_HTML_TEXT_CHARS);
+        assert!(h.ends_with('…'));
+        assert_eq!(super::html_text("a<b\nc", 100), "a&lt;b<br>c");
+    }
 }
