@@ -682,6 +682,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         outcomes: &[CrmOutcome],
         max_attempts: i64,
     ) -> Result<()>;
+    /// Remembers records a sink found or created outside an item's verdict (contacts). A
+    /// link once marked `created` stays so.
+    async fn crm_remember(&self, sink: &str, links: &[CrmLink]) -> Result<()>;
     /// Notes the end of a sync run of `sink` (its error, if it stopped on one).
     async fn crm_run_done(&self, sink: &str, error: Option<&str>) -> Result<()>;
     /// Every registered sink's outbox.

@@ -322,6 +322,33 @@ macro_rules! impl_store {
             Ok(())
         }
 
+        /// Keeps a link: the newest record id and customer, and `created` once it was.
+        async fn crm_link(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            sink: &str,
+            l: &CrmLink,
+            now: i64,
+        ) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO crm_links (sink, entity, crm_key, customer_id, remote_id, created, synced_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (sink, entity, crm_key) DO UPDATE SET \
+                 remote_id = COALESCE(excluded.remote_id, crm_links.remote_id), \
+                 customer_id = COALESCE(excluded.customer_id, crm_links.customer_id), \
+                 created = CASE WHEN excluded.created = 1 THEN 1 ELSE crm_links.created END, \
+                 synced_ms = excluded.synced_ms",
+            )
+            .bind(sink)
+            .bind(l.entity.as_str())
+            .bind(&l.crm_key)
+            .bind(&l.customer_id)
+            .bind(&l.remote_id)
+            .bind(i64::from(l.created))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
         async fn crm_sinks(conn: &mut <$db as sqlx::Database>::Connection) -> Result<Vec<String>> {
             Ok(sqlx::query_scalar("SELECT name FROM crm_sinks ORDER BY name")
                 .fetch_all(&mut *conn)
@@ -3000,23 +3027,7 @@ macro_rules! impl_store {
                                     .execute(&mut *tx)
                                     .await?;
                                 } else {
-                                    sqlx::query(
-                                        "INSERT INTO crm_links (sink, entity, crm_key, customer_id, \
-                                         remote_id, created, synced_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                                         ON CONFLICT (sink, entity, crm_key) DO UPDATE SET \
-                                         remote_id = COALESCE(excluded.remote_id, crm_links.remote_id), \
-                                         customer_id = COALESCE(excluded.customer_id, crm_links.customer_id), \
-                                         synced_ms = excluded.synced_ms",
-                                    )
-                                    .bind(sink)
-                                    .bind(l.entity.as_str())
-                                    .bind(&l.crm_key)
-                                    .bind(&l.customer_id)
-                                    .bind(&l.remote_id)
-                                    .bind(i64::from(l.created))
-                                    .bind(now)
-                                    .execute(&mut *tx)
-                                    .await?;
+                                    crm_link(&mut *tx, sink, l, now).await?;
                                 }
                             }
                             crm_done(&mut *tx, o).await?;
@@ -3070,6 +3081,16 @@ macro_rules! impl_store {
                 .bind(skipped)
                 .execute(&mut *tx)
                 .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn crm_remember(&self, sink: &str, links: &[CrmLink]) -> Result<()> {
+                let now = now_ms();
+                let mut tx = self.begin_write().await?;
+                for l in links {
+                    crm_link(&mut *tx, sink, l, now).await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }

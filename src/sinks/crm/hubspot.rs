@@ -29,6 +29,8 @@ pub(super) struct Hubspot {
     http: Http,
     s: HubspotSettings,
     sent: Mutex<VecDeque<Instant>>,
+    /// Contacts found or created since the runner last asked.
+    learned: std::sync::Mutex<Vec<CrmLink>>,
 }
 
 /// What one item needs sent.
@@ -56,6 +58,7 @@ impl Hubspot {
             http,
             s,
             sent: Mutex::new(VecDeque::new()),
+            learned: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -214,6 +217,16 @@ impl Hubspot {
     }
 }
 
+fn contact_link(p: &CrmPerson, id: &str, created: bool) -> CrmLink {
+    CrmLink {
+        entity: CrmEntity::Customer,
+        crm_key: p.customer_id.clone(),
+        customer_id: Some(p.customer_id.clone()),
+        remote_id: Some(id.to_string()),
+        created,
+    }
+}
+
 /// A HubSpot error answer as a halt: a daily limit ends the run, a rolling one pauses.
 fn halt(a: &Answer) -> Halt {
     if a.status == 429 {
@@ -244,6 +257,10 @@ fn halt(a: &Answer) -> Halt {
 
 #[async_trait]
 impl Target for Hubspot {
+    fn learned(&self) -> Vec<CrmLink> {
+        std::mem::take(&mut *self.learned.lock().expect("not poisoned"))
+    }
+
     async fn deliver(&self, items: &[CrmItem]) -> Result<Vec<Verdict>, Halt> {
         let plans: Vec<Plan> = items.iter().map(|i| self.plan(i)).collect();
 
@@ -269,6 +286,23 @@ impl Target for Hubspot {
                     .collect(),
             )
             .await?;
+
+        // HubSpot says `new` only once: remember the contacts now, before a later request
+        // of this batch can fail.
+        {
+            let mut learned = self.learned.lock().expect("not poisoned");
+            for p in &plans {
+                if let Plan::Note { person, .. } = p
+                    && person.contact_id.is_none()
+                    && let Some((id, new)) = person
+                        .email
+                        .as_ref()
+                        .and_then(|e| contacts.get(&e.to_lowercase()))
+                {
+                    learned.push(contact_link(person, id, *new));
+                }
+            }
+        }
 
         // 2. Notes and tasks, upserted by key.
         let mut notes = Vec::new();
@@ -371,13 +405,7 @@ impl Target for Hubspot {
                                 remote_id: Some(format!("notes/{note}")),
                                 created: true,
                             },
-                            CrmLink {
-                                entity: CrmEntity::Customer,
-                                crm_key: person.customer_id.clone(),
-                                customer_id: Some(person.customer_id.clone()),
-                                remote_id: Some(contact),
-                                created: new,
-                            },
+                            contact_link(person, &contact, new),
                         ]),
                         _ => Verdict::Failed {
                             error: "HubSpot's answer did not list this note or its contact".into(),

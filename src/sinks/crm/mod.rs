@@ -79,6 +79,13 @@ pub enum Halt {
 pub trait Target: Send + Sync {
     /// Delivers `items` (at most the sink's batch size): one verdict per item, in order.
     async fn deliver(&self, items: &[CrmItem]) -> Result<Vec<Verdict>, Halt>;
+
+    /// Contacts found or created by the deliveries since the last call, whatever became of
+    /// the items (a contact created before a later request of the batch failed must still
+    /// be known as Tideline's, or an erasure would leave it behind).
+    fn learned(&self) -> Vec<crate::store::CrmLink> {
+        Vec::new()
+    }
 }
 
 /// Builds the target of a sink: one match arm per kind.
@@ -437,6 +444,10 @@ async fn drain(
             }
         }
         let (verdicts, halt) = deliver_split(target, &items).await;
+        let learned = target.learned();
+        if !learned.is_empty() {
+            store.crm_remember(&sink.name, &learned).await?;
+        }
         let mut outcomes = Vec::with_capacity(items.len());
         let now = now_ms();
         let mut pause = None;

@@ -23,6 +23,8 @@ use std::collections::HashMap;
 pub(super) struct Salesforce {
     http: Http,
     s: SalesforceSettings,
+    /// Contacts found or created since the runner last asked.
+    learned: std::sync::Mutex<Vec<CrmLink>>,
 }
 
 /// Per-record error codes worth another try (a lock held by another transaction).
@@ -91,7 +93,11 @@ fn record_errors(r: &Value) -> (String, bool) {
 
 impl Salesforce {
     pub fn new(http: Http, s: SalesforceSettings) -> Self {
-        Self { http, s }
+        Self {
+            http,
+            s,
+            learned: std::sync::Mutex::new(Vec::new()),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -318,6 +324,10 @@ fn halt(a: &Answer) -> Halt {
 
 #[async_trait]
 impl Target for Salesforce {
+    fn learned(&self) -> Vec<CrmLink> {
+        std::mem::take(&mut *self.learned.lock().expect("not poisoned"))
+    }
+
     async fn deliver(&self, items: &[CrmItem]) -> Result<Vec<Verdict>, Halt> {
         let mut out: Vec<Option<Verdict>> = vec![None; items.len()];
 
@@ -347,6 +357,22 @@ impl Target for Salesforce {
             }
         }
         let contacts = self.contacts(&wanted).await?;
+        // Remembered now: a contact created here is Tideline's even if the upsert below
+        // fails (the next query would only find it).
+        {
+            let mut learned = self.learned.lock().expect("not poisoned");
+            for (e, p) in &wanted {
+                if let Some((id, new)) = contacts.get(e) {
+                    learned.push(CrmLink {
+                        entity: CrmEntity::Customer,
+                        crm_key: p.customer_id.clone(),
+                        customer_id: Some(p.customer_id.clone()),
+                        remote_id: Some(id.clone()),
+                        created: *new,
+                    });
+                }
+            }
+        }
         let contact_of = |p: &CrmPerson| -> Option<(String, bool)> {
             match &p.contact_id {
                 Some(id) => Some((id.clone(), false)),
