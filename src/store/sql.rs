@@ -836,6 +836,38 @@ macro_rules! impl_store {
                 // Duplicates of a key inside the batch count as unchanged re-reads.
                 out.unchanged += (batch.interactions.len() - rows.len()) as u64;
                 crm_enqueue(&mut *tx, &crm_sinks, "interaction", &crm_keys, now).await?;
+                // A customer who gained an email, or into whom another was merged, goes to
+                // the CRMs again with their whole history: what was skipped for want of an
+                // email now has one, and a merged person's notes move to one contact
+                // (upserts by key: nothing is duplicated).
+                if !crm_sinks.is_empty() {
+                    let mut again: Vec<&String> = resolution
+                        .new_identities
+                        .iter()
+                        .filter(|(id, c)| {
+                            id.kind == IdentityKind::Email
+                                && !resolution.new_customers.contains_key(*c)
+                        })
+                        .map(|(_, c)| c)
+                        .chain(resolution.merges.iter().map(|(_, into)| into))
+                        .collect();
+                    again.sort();
+                    again.dedup();
+                    for c in again {
+                        sqlx::query(
+                            "INSERT INTO crm_outbox (sink, entity, entity_key, op, next_attempt_ms, enqueued_ms) \
+                             SELECT s.name, 'interaction', CAST(i.id AS TEXT), 'upsert', $2, $2 \
+                             FROM interactions i CROSS JOIN crm_sinks s WHERE i.customer_id = $1 \
+                             ON CONFLICT (sink, entity, entity_key, op) DO UPDATE SET \
+                             generation = crm_outbox.generation + 1, next_attempt_ms = excluded.next_attempt_ms, \
+                             attempts = 0, parked_at_ms = NULL, last_error = NULL",
+                        )
+                        .bind(c)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
 
                 // 3. Quarantine, replays, progress.
                 for q in &batch.rejects {

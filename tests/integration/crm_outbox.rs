@@ -344,4 +344,55 @@ async fn an_erasure_becomes_deletes(db: TestDb) {
     assert_eq!(s[0].pending, 1, "z is still leased");
 }
 
-on_both_backends!(the_outbox_follows_the_data, an_erasure_becomes_deletes);
+async fn a_customer_who_gains_an_email_goes_again(db: TestDb) {
+    db.store.crm_register("hub", "hubspot").await.unwrap();
+    let phone = |id: &str, at: i64, email: Option<&str>| {
+        let mut i = interaction(id, at, email, "call me back");
+        i.identities
+            .push(Identity::new(IdentityKind::Phone, "+4915112345678"));
+        i.content_hash = content_hash(&i);
+        i
+    };
+    write(&db, vec![phone("p1", 1_000, None)]).await;
+    // HubSpot could not take it (no email): skipped.
+    let items = db.store.crm_lease("hub", 10, Some(60_000)).await.unwrap();
+    assert_eq!(items.len(), 1);
+    db.store
+        .crm_finish(
+            "hub",
+            &[CrmOutcome {
+                id: items[0].id,
+                generation: items[0].generation,
+                result: CrmResult::Skipped {
+                    reason: "no email".into(),
+                },
+            }],
+            5,
+        )
+        .await
+        .unwrap();
+    assert_eq!(pending(&db, "hub").await, (0, 0));
+    // The same person writes again, now with an email: both records go.
+    write(&db, vec![phone("p2", 2_000, Some("pia@example.com"))]).await;
+    let items = db.store.crm_lease("hub", 10, Some(60_000)).await.unwrap();
+    let mut keys: Vec<String> = items.iter().map(|i| i.crm_key.clone()).collect();
+    keys.sort();
+    let mut want = vec![interaction_key("test", "p1"), interaction_key("test", "p2")];
+    want.sort();
+    assert_eq!(keys, want);
+    for i in &items {
+        match &i.payload {
+            CrmPayload::Interaction { person, .. } => assert_eq!(
+                person.as_ref().unwrap().email.as_deref(),
+                Some("pia@example.com")
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+on_both_backends!(
+    the_outbox_follows_the_data,
+    an_erasure_becomes_deletes,
+    a_customer_who_gains_an_email_goes_again
+);
