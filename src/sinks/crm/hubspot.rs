@@ -16,7 +16,7 @@
 //!   a 429 pauses the sink for `Retry-After`, else the window HubSpot names in
 //!   `X-HubSpot-RateLimit-Interval-Milliseconds`, else 10 s (a daily limit ends the run).
 
-use super::{Answer, Halt, Http, Target, Verdict, halt_for, render, retry_after};
+use super::{Answer, Halt, Http, Target, Verdict, contact_link, halt_for, render, retry_after};
 use crate::config::HubspotSettings;
 use crate::store::{CrmEntity, CrmItem, CrmLink, CrmPayload, CrmPerson};
 use async_trait::async_trait;
@@ -35,18 +35,9 @@ pub(super) struct Hubspot {
 
 /// What one item needs sent.
 enum Plan<'a> {
-    Note {
-        props: Value,
-        person: &'a CrmPerson,
-    },
-    Task {
-        props: Value,
-        person: Option<&'a CrmPerson>,
-    },
-    Delete {
-        object: &'static str,
-        id: String,
-    },
+    Note { props: Value, person: &'a CrmPerson },
+    Task { props: Value },
+    Delete { object: &'static str, id: String },
     Done(Verdict),
 }
 
@@ -181,7 +172,6 @@ impl Hubspot {
                             "hs_task_status": "NOT_STARTED",
                             "hs_task_priority": if change.change.direction == "down" { "HIGH" } else { "MEDIUM" },
                         }),
-                        person: None,
                     }
                 }
             }
@@ -214,16 +204,6 @@ impl Hubspot {
             }
             CrmPayload::Gone => Plan::Done(Verdict::Delivered(Vec::new())),
         }
-    }
-}
-
-fn contact_link(p: &CrmPerson, id: &str, created: bool) -> CrmLink {
-    CrmLink {
-        entity: CrmEntity::Customer,
-        crm_key: p.customer_id.clone(),
-        customer_id: Some(p.customer_id.clone()),
-        remote_id: Some(id.to_string()),
-        created,
     }
 }
 
@@ -414,11 +394,11 @@ impl Target for Hubspot {
                         },
                     }
                 }
-                Plan::Task { person, .. } => match tasks.get(&item.crm_key.to_lowercase()) {
+                Plan::Task { .. } => match tasks.get(&item.crm_key.to_lowercase()) {
                     Some((task, _)) => Verdict::Delivered(vec![CrmLink {
                         entity: item.entity,
                         crm_key: item.crm_key.clone(),
-                        customer_id: person.map(|p| p.customer_id.clone()),
+                        customer_id: None,
                         remote_id: Some(format!("tasks/{task}")),
                         created: true,
                     }]),

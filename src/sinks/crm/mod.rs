@@ -193,6 +193,21 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_millis(ms as u64))
 }
 
+/// The link to a person's contact in a CRM (`created`: Tideline created it).
+pub(crate) fn contact_link(
+    p: &crate::store::CrmPerson,
+    id: &str,
+    created: bool,
+) -> crate::store::CrmLink {
+    crate::store::CrmLink {
+        entity: crate::store::CrmEntity::Customer,
+        crm_key: p.customer_id.clone(),
+        customer_id: Some(p.customer_id.clone()),
+        remote_id: Some(id.to_string()),
+        created,
+    }
+}
+
 /// The usual meaning of a status for a whole request; targets refine it with the body.
 pub(crate) fn halt_for(answer: &Answer, vendor: &str) -> Halt {
     let error = format!(

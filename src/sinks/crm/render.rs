@@ -214,14 +214,10 @@ pub fn change_html(c: &StoredChange) -> String {
     )
 }
 
-fn iso(ms: i64) -> String {
+pub fn iso_ms(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()
-}
-
-pub fn iso_ms(ms: i64) -> String {
-    iso(ms)
 }
 
 fn person_json(p: Option<&CrmPerson>) -> Value {
@@ -239,7 +235,7 @@ pub fn interaction_json(key: &str, i: &StoredInteraction, person: Option<&CrmPer
         "source": x.source,
         "external_id": x.external_id,
         "kind": x.kind.as_str(),
-        "occurred_at": iso(x.occurred_at_ms),
+        "occurred_at": iso_ms(x.occurred_at_ms),
         "location_id": x.location_id,
         "customer": person_json(person),
         "author_name": x.author_name,
@@ -276,7 +272,7 @@ pub fn change_json(key: &str, c: &StoredChange, person: Option<&CrmPerson>) -> V
         "after": x.after,
         "confidence": x.confidence,
         "status": x.status,
-        "occurred_at": iso(x.occurred_at_ms),
+        "occurred_at": iso_ms(x.occurred_at_ms),
         "customer": person_json(person),
         "summary": change_subject(c),
         "evidence": evidence,

@@ -13,9 +13,9 @@
 //! - Deletes (erasure): `DELETE /composite/sobjects?ids=...` (at most 200); a record that
 //!   is already gone counts as deleted. Contacts Tideline created are deleted too.
 
-use super::{Answer, Halt, Http, Target, Verdict, halt_for, render};
+use super::{Answer, Halt, Http, Target, Verdict, contact_link, halt_for, render};
 use crate::config::SalesforceSettings;
-use crate::store::{CrmEntity, CrmItem, CrmLink, CrmPayload, CrmPerson};
+use crate::store::{CrmItem, CrmLink, CrmPayload, CrmPerson};
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -363,13 +363,7 @@ impl Target for Salesforce {
             let mut learned = self.learned.lock().expect("not poisoned");
             for (e, p) in &wanted {
                 if let Some((id, new)) = contacts.get(e) {
-                    learned.push(CrmLink {
-                        entity: CrmEntity::Customer,
-                        crm_key: p.customer_id.clone(),
-                        customer_id: Some(p.customer_id.clone()),
-                        remote_id: Some(id.clone()),
-                        created: *new,
-                    });
+                    learned.push(contact_link(p, id, *new));
                 }
             }
         }
@@ -434,13 +428,7 @@ impl Target for Salesforce {
                         if let Some(p) = person
                             && let Some((id, new)) = contact_of(p)
                         {
-                            links.push(CrmLink {
-                                entity: CrmEntity::Customer,
-                                crm_key: p.customer_id.clone(),
-                                customer_id: Some(p.customer_id.clone()),
-                                remote_id: Some(id),
-                                created: new,
-                            });
+                            links.push(contact_link(p, &id, new));
                         }
                         Verdict::Delivered(links)
                     }

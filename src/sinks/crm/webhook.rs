@@ -182,35 +182,14 @@ impl Target for Webhook {
                     },
                     // A receiver that refuses one event (410 Gone, 400) refuses that event.
                     Halt::Refused(e) => Verdict::Refused(e),
-                    h @ (Halt::Unauthorized(_) | Halt::RateLimited { .. }) => {
-                        // Stop here: the items after this one are not tried.
-                        if out.is_empty() {
-                            return Err(h);
-                        }
-                        return Ok(pad(out, items.len(), h));
-                    }
+                    // The batch is one event (batch_size 1): the runner pauses or stops.
+                    h @ (Halt::Unauthorized(_) | Halt::RateLimited { .. }) => return Err(h),
                 }
             };
             out.push(v);
         }
         Ok(out)
     }
-}
-
-/// Verdicts for the items after a halt: retried later without counting.
-fn pad(mut out: Vec<Verdict>, n: usize, h: Halt) -> Vec<Verdict> {
-    let error = match h {
-        Halt::Unauthorized(e) | Halt::Refused(e) => e,
-        Halt::RateLimited { error, .. } | Halt::Failed { error, .. } => error,
-    };
-    while out.len() < n {
-        out.push(Verdict::Failed {
-            error: error.clone(),
-            counts: false,
-            uncertain: false,
-        });
-    }
-    out
 }
 
 #[cfg(test)]
