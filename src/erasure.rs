@@ -165,7 +165,7 @@ impl Tombstones {
 }
 
 fn item_key(source: &str, external_id: &str) -> String {
-    format!("item:{source}:{external_id}")
+    crate::model::Identity::item(source, external_id).key()
 }
 
 /// Substrings that mark a raw row as this person's: emails as they are, phones in the
@@ -184,6 +184,8 @@ fn needles(ids: &[crate::model::Identity]) -> Vec<String> {
                     out.push(digits[digits.len() - 9..].to_string());
                 }
             }
+            // A record's own anchor names no person in raw text.
+            crate::model::IdentityKind::Item => {}
             _ => out.push(id.value.to_lowercase()),
         }
     }

@@ -19,6 +19,14 @@ pub enum InteractionKind {
 }
 
 impl InteractionKind {
+    /// Written by the customer (not the business's reply or an agent's comment).
+    pub fn written_by_customer(self) -> bool {
+        matches!(
+            self,
+            Self::Review | Self::Mention | Self::Ticket | Self::SurveyResponse
+        )
+    }
+
     pub const ALL: [InteractionKind; 6] = [
         Self::Review,
         Self::Reply,
@@ -62,6 +70,13 @@ pub enum IdentityKind {
     Phone,
     Platform,
     Name,
+    /// One interaction's own anchor (`item:source:external_id`), given to a customer-written
+    /// record that carries no email, phone or platform id but a display name (a Google
+    /// review), so that it has a customer of its own: name suggestions can point at it,
+    /// `customers link` can join it to a person, and the link survives re-syncs because
+    /// the anchor follows the merge like any identity. Unique per record, so it never
+    /// joins two records by itself.
+    Item,
 }
 
 impl IdentityKind {
@@ -71,6 +86,7 @@ impl IdentityKind {
             Self::Phone => "phone",
             Self::Platform => "platform",
             Self::Name => "name",
+            Self::Item => "item",
         }
     }
 
@@ -80,6 +96,7 @@ impl IdentityKind {
             "phone" => Some(Self::Phone),
             "platform" => Some(Self::Platform),
             "name" => Some(Self::Name),
+            "item" => Some(Self::Item),
             _ => None,
         }
     }
@@ -87,6 +104,12 @@ impl IdentityKind {
     /// Strong identities join customers deterministically.
     pub fn is_strong(self) -> bool {
         !matches!(self, Self::Name)
+    }
+
+    /// Identifies a person wherever it appears (email, phone, platform id), as opposed to
+    /// a display name or one record's own anchor.
+    pub fn is_personal(self) -> bool {
+        matches!(self, Self::Email | Self::Phone | Self::Platform)
     }
 }
 
@@ -108,6 +131,12 @@ impl Identity {
     /// `kind:value`, the stable text form used in hashes, customer ids and storage.
     pub fn key(&self) -> String {
         format!("{}:{}", self.kind.as_str(), self.value)
+    }
+
+    /// The anchor of one customer-written record without contact details
+    /// ([`IdentityKind::Item`]).
+    pub fn item(source: &str, external_id: &str) -> Self {
+        Self::new(IdentityKind::Item, format!("{source}:{external_id}"))
     }
 
     /// The inverse of [`Identity::key`].

@@ -409,8 +409,8 @@ pub struct IdentityBench {
     pub evaluated: u64,
     pub precision: f64,
     pub recall: f64,
-    /// Records with no usable strong identity (a display name, a blocked inbox) that were
-    /// nevertheless attached to a customer. Must be 0.
+    /// Records with no usable identity of a person (a display name, a blocked inbox) that
+    /// were nevertheless attached to a customer holding other records. Must be 0.
     pub attached_without_strong_identity: u64,
     /// Wrongly joined pairs of different people who share a display name.
     pub false_pairs_same_name: u64,
@@ -475,7 +475,7 @@ pub async fn identity(
         if let Ok(out) = normalize(rec, &cx) {
             for n in out {
                 let i = n.interaction;
-                let strong = i.identities.iter().any(|id| id.kind.is_strong());
+                let strong = i.identities.iter().any(|id| id.kind.is_personal());
                 truth.insert(
                     i.external_id.clone(),
                     (*person, i.author_name.clone().unwrap_or_default(), strong),
@@ -552,12 +552,24 @@ pub async fn identity(
     let mut by_person: HashMap<u32, u64> = HashMap::new();
     let mut by_both: HashMap<(&str, u32), u64> = HashMap::new();
     let mut members: HashMap<&str, Vec<(u32, &str)>> = HashMap::new();
+    // A record without a person's identity has a customer of its own (its anchor) and
+    // must share it with no other record.
+    let mut records_of: HashMap<&str, u64> = HashMap::new();
+    for (_, _, _, customer) in &stored {
+        if let Some(c) = customer.as_deref() {
+            *records_of.entry(c).or_default() += 1;
+        }
+    }
     for (_, external_id, _, customer) in &stored {
         let Some((person, name, strong)) = truth.get(external_id) else {
             continue;
         };
         if !strong {
-            r.attached_without_strong_identity += u64::from(customer.is_some());
+            r.attached_without_strong_identity += u64::from(
+                customer
+                    .as_deref()
+                    .is_some_and(|c| records_of.get(c).copied().unwrap_or(0) > 1),
+            );
             continue;
         }
         r.evaluated += 1;

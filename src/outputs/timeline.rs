@@ -9,7 +9,7 @@ use serde::Serialize;
 #[derive(Debug, thiserror::Error)]
 pub enum TimelineError {
     #[error(
-        "no customer is known by `{0}`; fix: give an email, a phone number (+49...), a platform id (zendesk_user:42) or a customer id (cus_...)"
+        "no customer is known by `{0}`; fix: give an email, a phone number (+49...), a platform id (zendesk_user:42), a record without contact details (item:SOURCE:EXTERNAL_ID) or a customer id (cus_...)"
     )]
     NotFound(String),
     #[error(transparent)]
@@ -79,6 +79,12 @@ pub fn candidates(arg: &str, countries: &[String]) -> Vec<Identity> {
             out.push(Identity::new(IdentityKind::Email, e));
         }
         return out;
+    }
+    if let Some(item) = a.strip_prefix("item:")
+        && item.contains(':')
+    {
+        // One record's own anchor (a review signed with a display name only).
+        out.push(Identity::new(IdentityKind::Item, item));
     }
     if a.contains(':') {
         out.push(Identity::new(IdentityKind::Platform, a));

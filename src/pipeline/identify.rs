@@ -462,6 +462,26 @@ pub struct SharedIdentity {
     pub records: usize,
 }
 
+/// The existing customers a batch would extend: a record carries one of their identities
+/// beside an identity that is not theirs. Their history takes part in
+/// [`shared_identities`] when they are large.
+pub fn extended_customers<I: AsRef<[Identity]>>(
+    items: &[I],
+    known: &HashMap<Identity, String>,
+) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for ids in items {
+        let strong: Vec<&Identity> = ids.as_ref().iter().filter(|i| i.kind.is_strong()).collect();
+        for x in &strong {
+            let Some(c) = known.get(*x) else { continue };
+            if strong.iter().any(|y| known.get(*y) != Some(c)) {
+                out.insert(c.clone());
+            }
+        }
+    }
+    out
+}
+
 /// The identities of a batch that would join more than `max` otherwise separate
 /// customers, sorted.
 ///
@@ -759,6 +779,26 @@ mod tests {
         assert_eq!(normalize_phone("030 1234567", None), None);
         assert_eq!(normalize_phone("4.91701E+12", Some("DE")), None);
         assert_eq!(normalize_phone("call me", Some("DE")), None);
+    }
+
+    #[test]
+    fn customers_a_batch_would_extend() {
+        let e = |v: &str| Identity::new(IdentityKind::Email, v);
+        let known: HashMap<Identity, String> = [
+            (e("a@x.org"), "cus_a".to_string()),
+            (e("a2@x.org"), "cus_a".to_string()),
+            (e("b@x.org"), "cus_b".to_string()),
+        ]
+        .into();
+        // Own identities together extend nobody; a new one or another customer's does.
+        let items = vec![
+            vec![e("a@x.org"), e("a2@x.org")],
+            vec![e("b@x.org"), e("new@x.org")],
+        ];
+        let out = extended_customers(&items, &known);
+        assert_eq!(out.into_iter().collect::<Vec<_>>(), ["cus_b"]);
+        let items = vec![vec![e("a@x.org"), e("b@x.org")]];
+        assert_eq!(extended_customers(&items, &known).len(), 2);
     }
 
     #[test]

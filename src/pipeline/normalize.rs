@@ -391,6 +391,14 @@ pub fn normalize(
     }
     // A blocked identity stays in the raw record but joins nobody.
     identities.retain(|i| !cx.guard.blocks(i));
+    // A record its customer wrote, signed with a display name only (a Google review),
+    // gets a customer of its own through its anchor; names never join it to anyone.
+    if author_name.is_some()
+        && kind.written_by_customer()
+        && !identities.iter().any(|i| i.kind.is_personal())
+    {
+        identities.push(Identity::item(&cx.source, external_id));
+    }
     identities.sort();
     identities.dedup();
 
@@ -857,6 +865,63 @@ mod tests {
         assert_eq!(out[0].language_hint.as_deref(), Some("de"));
         assert_eq!(out[1].interaction.kind, InteractionKind::Reply);
         assert_eq!(out[1].interaction.external_id, "1#reply");
+    }
+
+    #[test]
+    fn a_record_signed_with_a_name_only_gets_its_own_anchor() {
+        let review = rec(&[
+            (Field::ExternalId, "r1"),
+            (Field::Kind, "review"),
+            (Field::OccurredAt, "2026-01-01 10:00:00"),
+            (Field::Name, "Anna Müller"),
+            (Field::ReplyText, "Thanks, Anna"),
+        ]);
+        let out = normalize(&review, &cx()).unwrap();
+        let ids = &out[0].interaction.identities;
+        assert!(ids.contains(&Identity::item("s", "r1")), "{ids:?}");
+        assert!(ids.iter().all(|i| !i.kind.is_personal()));
+        // The owner's reply is not the customer's: no anchor, no customer.
+        assert!(out[1].interaction.identities.is_empty(), "{:?}", out[1]);
+        // A blocked inbox beside the name: the anchor, still never a person's identity.
+        let blocked = rec(&[
+            (Field::ExternalId, "r2"),
+            (Field::OccurredAt, "2026-01-01 10:00:00"),
+            (Field::Email, "info@shop.example"),
+            (Field::Name, "Anna Müller"),
+        ]);
+        let ids = normalize(&blocked, &cx()).unwrap()[0]
+            .interaction
+            .identities
+            .clone();
+        assert_eq!(
+            ids.iter().filter(|i| i.kind.is_strong()).count(),
+            1,
+            "{ids:?}"
+        );
+        assert_eq!(Identity::item("s", "r2").key(), "item:s:r2");
+        // With an email there is no anchor; without a name there is none either.
+        let ticket = rec(&[
+            (Field::ExternalId, "t1"),
+            (Field::OccurredAt, "2026-01-01 10:00:00"),
+            (Field::Email, "anna@x.org"),
+            (Field::Name, "Anna Müller"),
+        ]);
+        let ids = normalize(&ticket, &cx()).unwrap()[0]
+            .interaction
+            .identities
+            .clone();
+        assert!(ids.iter().all(|i| i.kind != IdentityKind::Item), "{ids:?}");
+        let anonymous = rec(&[
+            (Field::ExternalId, "a1"),
+            (Field::OccurredAt, "2026-01-01 10:00:00"),
+            (Field::Text, "meh"),
+        ]);
+        assert!(
+            normalize(&anonymous, &cx()).unwrap()[0]
+                .interaction
+                .identities
+                .is_empty()
+        );
     }
 
     #[test]

@@ -225,8 +225,6 @@ macro_rules! impl_store {
             (!a.is_empty()).then(|| serde_json::to_string(a).expect("aspects serialize"))
         }
 
-        /// The strong identities as a JSON array of `kind:value` keys; the name identity
-        /// is the `author_name` column and is not stored twice.
         /// The customer an identity key (`kind:value`) belongs to now.
         async fn customer_of_key(
             conn: &mut <$db as sqlx::Database>::Connection,
@@ -244,6 +242,8 @@ macro_rules! impl_store {
             .await?)
         }
 
+        /// The strong identities as a JSON array of `kind:value` keys; the name identity
+        /// is the `author_name` column and is not stored twice.
         fn strong_identity_keys(ids: &[Identity]) -> String {
             let keys: Vec<String> = ids
                 .iter()
@@ -537,7 +537,63 @@ macro_rules! impl_store {
                 } else {
                     batch.max_customers_per_identity
                 };
-                let shared = identify::shared_identities(&id_lists, &known, max_shared, &exempt);
+                // A customer this batch would extend, who already holds more identities
+                // than one identity may join people, brings their history into the count:
+                // a shared inbox that joined people over several batches is caught too.
+                let extended = identify::extended_customers(&id_lists, &known);
+                let mut crowded: std::collections::BTreeSet<String> = Default::default();
+                let extended: Vec<&String> = extended.iter().collect();
+                for chunk in extended.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT customer_id, COUNT(*) AS n FROM identities WHERE customer_id IN (",
+                    );
+                    let mut list = qb.separated(", ");
+                    for c in chunk {
+                        list.push_bind(c.as_str());
+                    }
+                    qb.push(") GROUP BY customer_id");
+                    for r in qb.build().fetch_all(&mut *tx).await? {
+                        if r.try_get::<i64, _>("n")? as usize > max_shared {
+                            crowded.insert(r.try_get("customer_id")?);
+                        }
+                    }
+                }
+                let shared = if crowded.is_empty() {
+                    identify::shared_identities(&id_lists, &known, max_shared, &exempt)
+                } else {
+                    let mut lists: Vec<Vec<Identity>> =
+                        id_lists.iter().map(|l| l.to_vec()).collect();
+                    let crowded_list: Vec<&String> = crowded.iter().collect();
+                    for chunk in crowded_list.chunks(ROWS_PER_STATEMENT) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "SELECT identities FROM interactions WHERE customer_id IN (",
+                        );
+                        let mut list = qb.separated(", ");
+                        for c in chunk {
+                            list.push_bind(c.as_str());
+                        }
+                        qb.push(")");
+                        for r in qb.build().fetch_all(&mut *tx).await? {
+                            let keys: String = r.try_get("identities")?;
+                            let ids: Vec<Identity> = serde_json::from_str::<Vec<String>>(&keys)
+                                .unwrap_or_default()
+                                .iter()
+                                .filter_map(|k| Identity::from_key(k))
+                                .filter(|i| !auto_blocked.contains(i))
+                                .collect();
+                            if ids.len() > 1 {
+                                lists.push(ids);
+                            }
+                        }
+                    }
+                    // Their identities count by the history's records, not as one customer.
+                    let known_rest: HashMap<Identity, String> = known
+                        .iter()
+                        .filter(|(_, c)| !crowded.contains(*c))
+                        .map(|(i, c)| (i.clone(), c.clone()))
+                        .collect();
+                    identify::shared_identities(&lists, &known_rest, max_shared, &exempt)
+                };
                 if !shared.is_empty() {
                     for h in &shared {
                         out.blocked_identities += sqlx::query(
@@ -546,7 +602,7 @@ macro_rules! impl_store {
                         )
                         .bind(h.identity.key())
                         .bind(format!(
-                            "would join {} otherwise separate customers ({} records of one batch); more than identity.max_customers_per_identity = {max_shared}",
+                            "would join {} otherwise separate customers ({} records); more than identity.max_customers_per_identity = {max_shared}",
                             h.customers, h.records
                         ))
                         .bind(h.customers as i64)

@@ -649,6 +649,120 @@ async fn a_shared_full_name_is_a_scored_suggestion_never_a_merge(db: TestDb) {
     );
 }
 
+/// A Google review signed with a display name only has a customer of its own (its
+/// anchor, as normalization gives it): a name suggestion points at it, `link` joins it
+/// to the person, and the link survives the review being read again, edited or not.
+async fn a_review_with_only_a_name_is_suggested_linked_and_stays_linked(db: TestDb) {
+    let s = db.store.as_ref();
+    let window = 14 * 86_400_000;
+    let review = |text: &str, updated_day: i64| {
+        let mut i = interaction("g1", 12 * 86_400_000, None, text);
+        i.source = "google".into();
+        i.kind = InteractionKind::Review;
+        i.author_name = Some("Jolanta Wiśniewska".into());
+        i.stars = Some(2.0);
+        i.updated_at_ms = Some(updated_day * 86_400_000);
+        i.identities = vec![Identity::item("google", "g1")];
+        i.content_hash = content_hash(&i);
+        i
+    };
+    let ticket = signed(
+        "t1",
+        10,
+        "jolanta@x.org",
+        "Jolanta Wisniewska",
+        "berlin-mitte",
+        "zendesk",
+        InteractionKind::Ticket,
+    );
+    s.write_batch(batch(vec![ticket, review("cold food", 12)]))
+        .await
+        .unwrap();
+    let anchor = Identity::item("google", "g1");
+    let person = Identity::new(IdentityKind::Email, "jolanta@x.org");
+    let own = s.customer_by_identity(&anchor).await.unwrap().unwrap();
+    let theirs = s.customer_by_identity(&person).await.unwrap().unwrap();
+    assert_ne!(own, theirs, "a name never joins by itself");
+    assert_eq!(s.suggest_by_name(window).await.unwrap().suggestions, 1);
+    let sug = s.link_suggestions().await.unwrap();
+    let sug: Vec<_> = sug.iter().filter(|x| x.reason == "display_name").collect();
+    assert_eq!(sug.len(), 1, "{sug:#?}");
+    let sides = [sug[0].shared.clone(), sug[0].other.clone()];
+    assert!(
+        sides.contains(&anchor) && sides.contains(&person),
+        "{sides:?}"
+    );
+    s.link(&sug[0].shared, &sug[0].other)
+        .await
+        .unwrap()
+        .unwrap();
+    let joined = s.customer_by_identity(&person).await.unwrap().unwrap();
+    assert_eq!(
+        s.customer_by_identity(&anchor).await.unwrap(),
+        Some(joined.clone())
+    );
+    assert_eq!(s.timeline(&joined).await.unwrap().len(), 2);
+    // Read again unchanged, then edited by its author: it stays on the person.
+    s.write_batch(batch(vec![review("cold food", 12)]))
+        .await
+        .unwrap();
+    let o = s
+        .write_batch(batch(vec![review("cold food, and nobody answered", 15)]))
+        .await
+        .unwrap();
+    assert_eq!(o.updated, 1, "{o:?}");
+    let timeline = s.timeline(&joined).await.unwrap();
+    assert_eq!(timeline.len(), 2, "{timeline:#?}");
+    assert!(
+        timeline
+            .iter()
+            .any(|i| i.interaction.text.as_deref() == Some("cold food, and nobody answered"))
+    );
+    // Unlinking splits it off again.
+    s.unlink(&person, &anchor).await.unwrap().unwrap();
+    assert_ne!(
+        s.customer_by_identity(&anchor).await.unwrap(),
+        s.customer_by_identity(&person).await.unwrap()
+    );
+}
+
+/// A shared address that reaches people one batch at a time is counted over the
+/// customer's history: the sixth person stays apart and the address is blocked.
+async fn an_identity_shared_across_batches_is_blocked_past_the_cap(db: TestDb) {
+    let s = db.store.as_ref();
+    let desk = Identity::new(IdentityKind::Email, "frontdesk@shop.example");
+    for k in 0..8 {
+        let mut i = interaction(
+            &format!("x{k}"),
+            1_000 + k,
+            Some(&format!("p{k}@x.org")),
+            "hi",
+        );
+        i.author_name = None;
+        i.identities.push(desk.clone());
+        i.identities.sort();
+        i.content_hash = content_hash(&i);
+        s.write_batch(batch(vec![i])).await.unwrap();
+    }
+    let owner = |k: usize| {
+        let e = Identity::new(IdentityKind::Email, format!("p{k}@x.org"));
+        async move { s.customer_by_identity(&e).await.unwrap().unwrap() }
+    };
+    let first = owner(0).await;
+    for k in 1..5 {
+        assert_eq!(owner(k).await, first, "five may share it (the cap is 5)");
+    }
+    for k in 5..8 {
+        assert_ne!(owner(k).await, first, "person {k} stays apart");
+    }
+    assert_ne!(owner(5).await, owner(6).await);
+    let blocked = s.blocked_identities().await.unwrap();
+    assert_eq!(blocked.len(), 1, "{blocked:?}");
+    assert_eq!(blocked[0].identity, "email:frontdesk@shop.example");
+    assert_eq!(blocked[0].customers, 6, "{blocked:?}");
+    assert!(blocked[0].reason.contains("max_customers_per_identity = 5"));
+}
+
 async fn an_identity_on_eight_customers_is_blocked_and_they_stay_apart(db: TestDb) {
     let s = db.store.as_ref();
     let noreply = Identity::new(IdentityKind::Email, "noreply@shop.example");
@@ -739,4 +853,6 @@ on_both_backends!(
     a_file_import_is_idempotent,
     a_shared_full_name_is_a_scored_suggestion_never_a_merge,
     an_identity_on_eight_customers_is_blocked_and_they_stay_apart,
+    a_review_with_only_a_name_is_suggested_linked_and_stays_linked,
+    an_identity_shared_across_batches_is_blocked_past_the_cap,
 );
