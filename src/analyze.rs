@@ -5,7 +5,9 @@
 //! One pass reads interactions by id after the stored progress mark, a page at a time;
 //! each page's states, changes and new mark are written in one transaction, so a crash
 //! repeats the page and stores nothing twice. An interaction older than what its series
-//! has already seen (late data) makes that series start over from its whole history.
+//! has already seen (late data) makes that series start over from its whole history, and
+//! so do the series of customers merged or split since the last pass (the store marks
+//! them in the transaction that merges or splits).
 
 use crate::model::InteractionKind;
 use crate::pipeline::detect::evidence::{self, Item};
@@ -19,6 +21,8 @@ use std::collections::{BTreeMap, HashMap};
 const DAY_MS: i64 = 86_400_000;
 /// Interactions read per page (and per transaction).
 const PAGE: i64 = 5_000;
+/// Merged or split customers rebuilt per transaction.
+const STALE_PAGE: i64 = 500;
 /// Evidence is looked for this far around a change.
 const EVIDENCE_WINDOW_MS: i64 = 30 * DAY_MS;
 /// Interactions kept as evidence per change.
@@ -100,14 +104,7 @@ fn observations(i: &StoredInteraction) -> Vec<(SeriesKey, f64)> {
         channel: channel.map(str::to_string),
         kind,
     };
-    let speaks = matches!(
-        it.kind,
-        InteractionKind::Review
-            | InteractionKind::Mention
-            | InteractionKind::Ticket
-            | InteractionKind::SurveyResponse
-    );
-    if !speaks {
+    if !it.kind.written_by_customer() {
         return out;
     }
     let loc = it.location_id.as_deref();
@@ -281,6 +278,141 @@ fn incident(
     record(key, &c, "incident", evidence, now_ms)
 }
 
+/// What [`feed`] needs besides the detector and the observations.
+struct Feed<'a> {
+    store: &'a dyn Store,
+    key: &'a SeriesKey,
+    /// The highest interaction id the evidence may read.
+    max_id: i64,
+    now_ms: i64,
+}
+
+/// Feeds one series' observations (time, interaction id, value) to its detector and adds
+/// what it finds (confirmed changes, incidents, the current watch, the new state) to
+/// `write`.
+async fn feed<'h>(
+    f: Feed<'_>,
+    mut live: Live,
+    obs: &[(i64, i64, f64)],
+    lookup: &(dyn Fn(i64) -> Option<&'h StoredInteraction> + Sync),
+    write: &mut AnalysisWrite,
+    report: &mut AnalyzeReport,
+) -> Result<(), AnalyzeError> {
+    let (store, key, max_id, now_ms) = (f.store, f.key, f.max_id, f.now_ms);
+    let name = key.name();
+    for (ms, id, v) in obs {
+        let point = Point {
+            t: *ms as f64 / 1000.0,
+            value: *v,
+        };
+        if key.entity == "customer"
+            && live.det.incident(*v)
+            && live.det.level().is_some_and(|l| *v < l)
+            && let Some(item) = lookup(*id)
+        {
+            write
+                .changes
+                .push(incident(key, &live.det, point, item, now_ms));
+            report.incidents += 1;
+        }
+        if let Some(c) = live.det.push(point) {
+            let ev = evidence_for(store, key, &c, max_id).await?;
+            write.changes.push(record(key, &c, "confirmed", ev, now_ms));
+            report.confirmed += 1;
+        }
+        live.last_ms = live.last_ms.max(*ms);
+    }
+    report.observations += obs.len() as u64;
+    let watching = match live.det.watching() {
+        Some(c) => {
+            let ev = evidence_for(store, key, &c, max_id).await?;
+            Some(record(key, &c, "watch", ev, now_ms))
+        }
+        None => None,
+    };
+    report.watching += u64::from(watching.is_some());
+    write.watching.push((name.clone(), watching));
+    write.states.push(SeriesState {
+        series: name,
+        state: serde_json::to_string(&live.det).unwrap_or_default(),
+        last_ms: live.last_ms,
+        observations: live.det.observations() as i64,
+    });
+    Ok(())
+}
+
+/// Customers merged or split since the last pass start over from their whole history up
+/// to the mark `last`: their old series and changes go, the merged or split history is
+/// read again, in one transaction per page of customers. Nothing else is re-read.
+/// Returns false when another instance moved the mark first (it does this work).
+async fn rebuild_stale_customers(
+    store: &dyn Store,
+    settings: &Settings,
+    last: i64,
+    now_ms: i64,
+    report: &mut AnalyzeReport,
+) -> Result<bool, AnalyzeError> {
+    loop {
+        let stale = store.stale_customers(STALE_PAGE).await?;
+        if stale.is_empty() {
+            return Ok(true);
+        }
+        let mut write = AnalysisWrite {
+            from_id: last,
+            last_id: last,
+            ..Default::default()
+        };
+        for (customer, marked_ms) in &stale {
+            let history: Vec<StoredInteraction> = store
+                .entity_interactions("customer", customer, i64::MIN, i64::MAX)
+                .await?
+                .into_iter()
+                .filter(|i| i.id <= last)
+                .collect();
+            let mut series: BTreeMap<SeriesKey, Vec<(i64, i64, f64)>> = BTreeMap::new();
+            for i in &history {
+                for (k, v) in observations(i) {
+                    if k.entity == "customer" {
+                        series
+                            .entry(k)
+                            .or_default()
+                            .push((i.interaction.occurred_at_ms, i.id, v));
+                    }
+                }
+            }
+            write.cleared.push((customer.clone(), *marked_ms));
+            let by_id: HashMap<i64, &StoredInteraction> =
+                history.iter().map(|i| (i.id, i)).collect();
+            let lookup = |id: i64| by_id.get(&id).copied();
+            for (key, obs) in series {
+                let live = Live {
+                    det: Online::new(key.kind, settings),
+                    last_ms: i64::MIN,
+                };
+                feed(
+                    Feed {
+                        store,
+                        key: &key,
+                        max_id: last,
+                        now_ms,
+                    },
+                    live,
+                    &obs,
+                    &lookup,
+                    &mut write,
+                    report,
+                )
+                .await?;
+                report.rebuilt += 1;
+            }
+        }
+        if !store.save_analysis(write).await? {
+            report.skipped_pages += 1;
+            return Ok(false);
+        }
+    }
+}
+
 /// Feeds every interaction stored since the last pass to the detectors and stores what
 /// they find.
 pub async fn analyze(
@@ -290,6 +422,9 @@ pub async fn analyze(
 ) -> Result<AnalyzeReport, AnalyzeError> {
     let mut report = AnalyzeReport::default();
     let mut last = store.analysis_progress().await?;
+    if !rebuild_stale_customers(store, settings, last, now_ms, &mut report).await? {
+        return Ok(report);
+    }
     let mut seen_series: std::collections::HashSet<String> = Default::default();
     loop {
         let page = store.interactions_after(last, PAGE).await?;
@@ -365,50 +500,26 @@ pub async fn analyze(
                 write.rebuilt.push(name.clone());
                 report.rebuilt += 1;
             }
-            for (ms, id, v) in &obs {
-                let point = Point {
-                    t: *ms as f64 / 1000.0,
-                    value: *v,
-                };
-                let item = by_id
-                    .get(id)
+            let lookup = |id: i64| {
+                by_id
+                    .get(&id)
                     .copied()
-                    .or_else(|| history.iter().find(|i| i.id == *id));
-                if key.entity == "customer"
-                    && live.det.incident(*v)
-                    && live.det.level().is_some_and(|l| *v < l)
-                    && let Some(item) = item
-                {
-                    write
-                        .changes
-                        .push(incident(&key, &live.det, point, item, now_ms));
-                    report.incidents += 1;
-                }
-                if let Some(c) = live.det.push(point) {
-                    let ev = evidence_for(store, &key, &c, max_id).await?;
-                    write
-                        .changes
-                        .push(record(&key, &c, "confirmed", ev, now_ms));
-                    report.confirmed += 1;
-                }
-                live.last_ms = live.last_ms.max(*ms);
-            }
-            report.observations += obs.len() as u64;
-            let watching = match live.det.watching() {
-                Some(c) => {
-                    let ev = evidence_for(store, &key, &c, max_id).await?;
-                    Some(record(&key, &c, "watch", ev, now_ms))
-                }
-                None => None,
+                    .or_else(|| history.iter().find(|i| i.id == id))
             };
-            report.watching += u64::from(watching.is_some());
-            write.watching.push((name.clone(), watching));
-            write.states.push(SeriesState {
-                series: name.clone(),
-                state: serde_json::to_string(&live.det).unwrap_or_default(),
-                last_ms: live.last_ms,
-                observations: live.det.observations() as i64,
-            });
+            feed(
+                Feed {
+                    store,
+                    key: &key,
+                    max_id,
+                    now_ms,
+                },
+                live,
+                &obs,
+                &lookup,
+                &mut write,
+                &mut report,
+            )
+            .await?;
             seen_series.insert(name);
         }
         if !store.save_analysis(write).await? {

@@ -344,6 +344,11 @@ pub struct AnalysisWrite {
     pub from_id: i64,
     /// The highest interaction id read.
     pub last_id: i64,
+    /// Customers whose series start over (merged or split; see
+    /// [`Store::stale_customers`]), with the mark that was read: their stored series and
+    /// changes go before `states` and `changes` are written, and the mark is removed
+    /// unless a newer one replaced it.
+    pub cleared: Vec<(String, i64)>,
 }
 
 /// Which stored changes to list.
@@ -579,6 +584,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Writes a pass's page in one transaction; `false` when the progress mark was no
     /// longer `write.from_id` (another daemon wrote this page first) and nothing was written.
     async fn save_analysis(&self, write: AnalysisWrite) -> Result<bool>;
+    /// Customers merged or split since the last analysis pass (marked in the transaction
+    /// that merged or split them), with the time of the mark; at most `limit`.
+    async fn stale_customers(&self, limit: i64) -> Result<Vec<(String, i64)>>;
     /// Forgets every detector state and change, so the next pass reads all history again.
     async fn reset_analysis(&self) -> Result<()>;
     /// Stored changes, newest first.

@@ -100,8 +100,13 @@ pub(super) const MERGE_CUSTOMER: [&str; 3] = [
 ];
 
 /// Everything change detection derives; emptied when the next pass must read all history
-/// again (`reset_analysis`, an erasure, a split).
-pub(super) const ANALYSIS_TABLES: [&str; 3] = ["changes", "series_state", "analysis_progress"];
+/// again (`reset_analysis`, an erasure: locations lose interactions too).
+pub(super) const ANALYSIS_TABLES: [&str; 4] = [
+    "changes",
+    "series_state",
+    "analysis_progress",
+    "stale_customers",
+];
 
 /// A value bound to a statement built at run time (the HTTP API's filters).
 pub(super) enum Arg {
@@ -251,6 +256,48 @@ macro_rules! impl_store {
                 .map(Identity::key)
                 .collect();
             serde_json::to_string(&keys).expect("strings")
+        }
+
+        /// Marks customers whose series the next analysis pass must rebuild (a merge, a
+        /// split), in the caller's transaction.
+        async fn mark_stale(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            customers: &[&String],
+            now: i64,
+        ) -> Result<()> {
+            for c in customers {
+                sqlx::query(
+                    "INSERT INTO stale_customers (customer_id, marked_ms) VALUES ($1, $2) \
+                     ON CONFLICT (customer_id) DO UPDATE SET marked_ms = excluded.marked_ms",
+                )
+                .bind(c.as_str())
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+        }
+
+        /// Queues a customer's whole history for the CRM sinks again (they gained an email,
+        /// or another customer was merged into them); upserts by key duplicate nothing.
+        async fn crm_requeue_customer(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            customer: &str,
+            now: i64,
+        ) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO crm_outbox (sink, entity, entity_key, op, next_attempt_ms, enqueued_ms) \
+                 SELECT s.name, 'interaction', CAST(i.id AS TEXT), 'upsert', $2, $2 \
+                 FROM interactions i CROSS JOIN crm_sinks s WHERE i.customer_id = $1 \
+                 ON CONFLICT (sink, entity, entity_key, op) DO UPDATE SET \
+                 generation = crm_outbox.generation + 1, next_attempt_ms = excluded.next_attempt_ms, \
+                 attempts = 0, parked_at_ms = NULL, last_error = NULL",
+            )
+            .bind(customer)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
         }
 
         fn opt_bool(v: Option<bool>) -> Option<i64> {
@@ -771,6 +818,7 @@ macro_rules! impl_store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                    mark_stale(&mut *tx, &[from, into], now).await?;
                     out.merged_customers += 1;
                 }
                 let size_reason = format!(
@@ -910,18 +958,7 @@ macro_rules! impl_store {
                     again.sort();
                     again.dedup();
                     for c in again {
-                        sqlx::query(
-                            "INSERT INTO crm_outbox (sink, entity, entity_key, op, next_attempt_ms, enqueued_ms) \
-                             SELECT s.name, 'interaction', CAST(i.id AS TEXT), 'upsert', $2, $2 \
-                             FROM interactions i CROSS JOIN crm_sinks s WHERE i.customer_id = $1 \
-                             ON CONFLICT (sink, entity, entity_key, op) DO UPDATE SET \
-                             generation = crm_outbox.generation + 1, next_attempt_ms = excluded.next_attempt_ms, \
-                             attempts = 0, parked_at_ms = NULL, last_error = NULL",
-                        )
-                        .bind(c)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+                        crm_requeue_customer(&mut *tx, c, now).await?;
                     }
                 }
 
@@ -1923,6 +1960,41 @@ macro_rules! impl_store {
                 }
                 let crm_sinks = crm_sinks(&mut *tx).await?;
                 let mut crm_keys: Vec<String> = Vec::new();
+                for (customer, marked_ms) in &w.cleared {
+                    // Their changes go; a CRM that holds one is told through the outbox.
+                    if !crm_sinks.is_empty() {
+                        let old = sqlx::query(
+                            "SELECT series, idx FROM changes WHERE entity = 'customer' \
+                             AND entity_id = $1 AND status IN ('confirmed', 'incident')",
+                        )
+                        .bind(customer)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        for r in old {
+                            let series: String = r.try_get("series")?;
+                            let idx: i64 = r.try_get("idx")?;
+                            crm_keys.push(format!("{series}#{idx}"));
+                        }
+                    }
+                    sqlx::query("DELETE FROM changes WHERE entity = 'customer' AND entity_id = $1")
+                        .bind(customer)
+                        .execute(&mut *tx)
+                        .await?;
+                    let prefix = format!("customer:{customer}:");
+                    sqlx::query(
+                        "DELETE FROM series_state WHERE substr(series, 1, length($1)) = $1",
+                    )
+                    .bind(&prefix)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "DELETE FROM stale_customers WHERE customer_id = $1 AND marked_ms <= $2",
+                    )
+                    .bind(customer)
+                    .bind(marked_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 for s in &w.rebuilt {
                     // A rebuilt series may lose a change a CRM holds: each goes through the
                     // outbox again, which takes back what no longer exists.
@@ -2006,6 +2078,18 @@ macro_rules! impl_store {
                 .await?;
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn stale_customers(&self, limit: i64) -> Result<Vec<(String, i64)>> {
+                let rows = sqlx::query(
+                    "SELECT customer_id, marked_ms FROM stale_customers ORDER BY customer_id LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("customer_id")?, r.try_get("marked_ms")?)))
+                    .collect()
             }
 
             async fn reset_analysis(&self) -> Result<()> {
@@ -2299,6 +2383,10 @@ macro_rules! impl_store {
                 .bind(now_ms())
                 .execute(&mut *tx)
                 .await?;
+                mark_stale(&mut *tx, &[&from, &into], now_ms()).await?;
+                if !crm_sinks(&mut *tx).await?.is_empty() {
+                    crm_requeue_customer(&mut *tx, &into, now_ms()).await?;
+                }
                 for (x, y) in [(a, b), (b, a)] {
                     sqlx::query(
                         "UPDATE link_suggestions SET status = 'linked' WHERE identity_a = $1 AND identity_b = $2",
@@ -2481,11 +2569,8 @@ macro_rules! impl_store {
                             .await?;
                     }
                 }
-                for table in ANALYSIS_TABLES {
-                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                // Only the split customers' series start over; locations did not change.
+                mark_stale(&mut *tx, &result.iter().collect::<Vec<_>>(), now).await?;
                 tx.commit().await?;
                 Ok(Some(result))
             }

@@ -351,8 +351,162 @@ async fn silence_and_single_extremes_are_not_changes(db: TestDb) {
     );
 }
 
+/// Issue 5's "merges and splits update derived figures": the customers a merge or a split
+/// touches start over from their own history at the next pass (the absorbed one's series
+/// and changes go), and nothing else is re-read.
+async fn merges_and_splits_rebuild_only_those_customers(db: TestDb) {
+    let s = db.store.as_ref();
+    let phone = Identity::new(IdentityKind::Phone, "+4930111222");
+    let mara = Identity::new(IdentityKind::Email, "mara@example.org");
+    let with = |it: Item, ids: &[&Identity]| {
+        let mut i = interaction(&it);
+        i.identities = ids.iter().map(|x| (*x).clone()).collect();
+        i.identities.sort();
+        i.content_hash = content_hash(&i);
+        i
+    };
+    let review = |id: String, day: i64, stars: f64| Item {
+        id,
+        kind: InteractionKind::Review,
+        at: T0 + day * DAY,
+        email: None,
+        stars: Some(stars),
+        sentiment: if stars > 3.0 { 0.8 } else { -0.7 },
+        text: if stars > 3.0 {
+            "Lovely"
+        } else {
+            "Cold and rude"
+        },
+        status: None,
+    };
+    // Mara's good months under her email, her bad ones under her phone: two customers.
+    let mut first: Vec<Interaction> = (0..6)
+        .map(|w| with(review(format!("m-good{w}"), 5 + w * 8, 5.0), &[&mara]))
+        .collect();
+    first.extend((0..6).map(|w| with(review(format!("m-bad{w}"), 61 + w * 7, 1.0), &[&phone])));
+    s.write_batch(WriteBatch {
+        interactions: first,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let settings = Settings::default();
+    analyze(s, &settings, T0 + 200 * DAY).await.unwrap();
+    let by_mail = s.customer_by_identity(&mara).await.unwrap().unwrap();
+    let by_phone = s.customer_by_identity(&phone).await.unwrap().unwrap();
+    assert_ne!(by_mail, by_phone);
+    let observations = |c: &str| {
+        let name = format!("customer:{c}:stars");
+        async move {
+            s.series_states(std::slice::from_ref(&name))
+                .await
+                .unwrap()
+                .first()
+                .map(|x| x.observations)
+        }
+    };
+    let location_before = s
+        .series_states(&["location:berlin-mitte:stars".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(observations(&by_mail).await, Some(6));
+    assert_eq!(observations(&by_phone).await, Some(6));
+    let customer_changes = |c: String| async move {
+        s.changes(&ChangeFilter {
+            entity: Some(("customer".into(), c)),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+    };
+
+    // A ticket that carries both joins them; the next pass rebuilds that one customer.
+    let bridge = with(
+        Item {
+            id: "t-both".into(),
+            kind: InteractionKind::Ticket,
+            at: T0 + 100 * DAY,
+            email: None,
+            stars: None,
+            sentiment: -0.2,
+            text: "Where is my refund",
+            status: Some("open"),
+        },
+        &[&mara, &phone],
+    );
+    let o = s
+        .write_batch(WriteBatch {
+            interactions: vec![bridge],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(o.merged_customers, 1, "{o:?}");
+    let joined = s.customer_by_identity(&mara).await.unwrap().unwrap();
+    let gone = if joined == by_mail {
+        &by_phone
+    } else {
+        &by_mail
+    };
+    let r = analyze(s, &settings, T0 + 200 * DAY).await.unwrap();
+    // Its stars and sentiment series (the ticket has no final outcome); no location's.
+    assert_eq!(r.rebuilt, 2, "{r:?}");
+    assert_eq!(observations(&joined).await, Some(12));
+    assert_eq!(
+        observations(gone).await,
+        None,
+        "the absorbed customer's series go"
+    );
+    assert!(customer_changes(gone.clone()).await.is_empty());
+    // Read as one person, her one-star reviews now stand against her five-star months:
+    // incidents that neither half had on its own.
+    let incidents: Vec<_> = customer_changes(joined.clone())
+        .await
+        .into_iter()
+        .filter(|c| c.change.signal == "stars" && c.change.status == "incident")
+        .collect();
+    assert!(!incidents.is_empty());
+    assert!(
+        incidents.iter().all(|c| c.change.direction == "down"
+            && c.change.evidence["interactions"][0]["external_id"]
+                .as_str()
+                .is_some_and(|x| x.starts_with("m-bad"))),
+        "{incidents:#?}"
+    );
+    assert_eq!(
+        s.series_states(&["location:berlin-mitte:stars".to_string()])
+            .await
+            .unwrap(),
+        location_before,
+        "a merge does not touch a location's series"
+    );
+    // A pass with nothing new rebuilds nothing.
+    assert_eq!(
+        analyze(s, &settings, T0 + 200 * DAY).await.unwrap().rebuilt,
+        0
+    );
+
+    // The operator splits them again: each side is rebuilt from its own history.
+    let parts = s.unlink(&mara, &phone).await.unwrap().unwrap();
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    let r = analyze(s, &settings, T0 + 200 * DAY).await.unwrap();
+    assert!(r.rebuilt >= 3, "{r:?}");
+    let (a, b) = (
+        s.customer_by_identity(&mara).await.unwrap().unwrap(),
+        s.customer_by_identity(&phone).await.unwrap().unwrap(),
+    );
+    assert_ne!(a, b);
+    // Each half is uniform again: the merged history's incidents are gone.
+    assert!(customer_changes(a.clone()).await.is_empty());
+    assert!(customer_changes(b.clone()).await.is_empty());
+    let mut counts = vec![observations(&a).await, observations(&b).await];
+    counts.sort();
+    assert_eq!(counts, [Some(6), Some(6)]);
+}
+
 on_both_backends!(
     a_drop_is_confirmed_once_with_its_evidence,
     late_data_rebuilds_a_series_without_duplicates,
     silence_and_single_extremes_are_not_changes,
+    merges_and_splits_rebuild_only_those_customers,
 );
