@@ -17,8 +17,29 @@ pub fn normalize_email(raw: &str) -> Option<String> {
         .strip_prefix("mailto:")
         .or_else(|| s.strip_prefix("MAILTO:"))
         .unwrap_or(s);
-    let s = s.to_lowercase();
+    // One form per address however it was typed: composed Unicode (NFC), invisible
+    // format characters (zero-width space, BOM) dropped, lowercase; an international
+    // domain in its ASCII (punycode) form, so `müller.de` and `xn--mller-kva.de` agree.
+    use unicode_normalization::UnicodeNormalization;
+    let s: String = s
+        .nfc()
+        .filter(|c| {
+            !matches!(
+                c,
+                '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{00ad}'
+            )
+        })
+        .collect::<String>()
+        .to_lowercase();
     let (local, domain) = s.split_once('@')?;
+    let ascii_domain;
+    let domain = if domain.is_ascii() {
+        domain
+    } else {
+        ascii_domain = idna::domain_to_ascii(domain).ok()?;
+        ascii_domain.as_str()
+    };
+    let s = format!("{local}@{domain}");
     if local.is_empty()
         || domain.len() < 3
         || !domain.contains('.')
@@ -755,6 +776,26 @@ mod tests {
         );
         assert_eq!(normalize_email("not an email"), None);
         assert_eq!(normalize_email("a@b"), None);
+        // Unicode: decomposed and composed letters agree, invisible characters go, an
+        // international domain takes its ASCII form; dots and tags stay (no provider rules).
+        let composed = normalize_email("J\u{00f6}rg@M\u{00fc}ller.de").unwrap();
+        assert_eq!(composed, "j\u{00f6}rg@xn--mller-kva.de");
+        assert_eq!(
+            normalize_email("jo\u{0308}rg@mu\u{0308}ller.de").as_deref(),
+            Some(composed.as_str())
+        );
+        assert_eq!(
+            normalize_email("j\u{00f6}rg@xn--mller-kva.de").as_deref(),
+            Some(composed.as_str())
+        );
+        assert_eq!(
+            normalize_email("ana\u{200b}@example.com\u{feff}").as_deref(),
+            Some("ana@example.com")
+        );
+        assert_eq!(
+            normalize_email("a.n.a+x@gmail.com").as_deref(),
+            Some("a.n.a+x@gmail.com")
+        );
     }
 
     #[test]
