@@ -579,7 +579,21 @@ enum SummaryFormat {
     Markdown,
 }
 
+unsafe extern "C" {
+    /// mimalloc's own collection (linked in through the `mimalloc` crate): frees what the
+    /// heaps no longer use and returns the pages to the operating system.
+    fn mi_collect(force: bool);
+}
+
+/// mimalloc keeps freed pages until it is asked to collect; the library asks after its
+/// one-off jobs (training the built-in model, loading the language models).
+fn collect_freed_pages() {
+    // SAFETY: mi_collect takes no pointers and only releases memory no block uses.
+    unsafe { mi_collect(true) }
+}
+
 fn main() -> ExitCode {
+    tideline::telemetry::set_release_hook(collect_freed_pages);
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Run) {
         // A one-shot command piped into `head` should end quietly when the pipe closes, as

@@ -25,9 +25,24 @@ pub fn init(format: LogFormat, level: &str) {
     };
 }
 
-/// Hands memory freed by a large one-off job (training the built-in model) back to the
-/// operating system, so the daemon's resident size reflects what it keeps.
+/// How the binary's global allocator returns freed pages (registered by `main`).
+static RELEASE_HOOK: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Registers how the process's global allocator hands freed pages back to the operating
+/// system. The library does not pick the allocator; the binary does (mimalloc), and it
+/// keeps freed pages until told to collect them.
+pub fn set_release_hook(hook: fn()) {
+    let _ = RELEASE_HOOK.set(hook);
+}
+
+/// Hands memory freed by a large one-off job (training the built-in model, loading the
+/// language models) back to the operating system, so the daemon's resident size reflects
+/// what it keeps.
 pub fn release_free_memory() {
+    if let Some(hook) = RELEASE_HOOK.get() {
+        hook();
+        return;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap pages to the kernel.
     unsafe {

@@ -351,6 +351,7 @@ impl LanguageDetector {
         ] {
             let _ = self.lingua.compute_language_confidence_values(sample);
         }
+        crate::telemetry::release_free_memory();
     }
 
     pub fn languages(&self) -> &[&'static str] {
