@@ -258,6 +258,27 @@ macro_rules! impl_store {
             serde_json::to_string(&keys).expect("strings")
         }
 
+        /// `head (v1, v2, ...) tail`: one statement over a chunk of values (`head` ends
+        /// with `IN`).
+        fn in_list<'t, T>(
+            head: impl Into<String>,
+            values: impl IntoIterator<Item = T>,
+            tail: &str,
+        ) -> sqlx::QueryBuilder<$db>
+        where
+            T: sqlx::Encode<'t, $db> + sqlx::Type<$db>,
+        {
+            let mut qb = sqlx::QueryBuilder::<$db>::new(head);
+            qb.push(" (");
+            let mut list = qb.separated(", ");
+            for v in values {
+                list.push_bind(v);
+            }
+            qb.push(")");
+            qb.push(tail);
+            qb
+        }
+
         /// Marks customers whose series the next analysis pass must rebuild (a merge, a
         /// split), in the caller's transaction.
         async fn mark_stale(
@@ -591,14 +612,11 @@ macro_rules! impl_store {
                 let mut crowded: std::collections::BTreeSet<String> = Default::default();
                 let extended: Vec<&String> = extended.iter().collect();
                 for chunk in extended.chunks(ROWS_PER_STATEMENT) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT customer_id, COUNT(*) AS n FROM identities WHERE customer_id IN (",
+                    let mut qb = in_list(
+                        "SELECT customer_id, COUNT(*) AS n FROM identities WHERE customer_id IN",
+                        chunk.iter().map(|c| c.as_str()),
+                        " GROUP BY customer_id",
                     );
-                    let mut list = qb.separated(", ");
-                    for c in chunk {
-                        list.push_bind(c.as_str());
-                    }
-                    qb.push(") GROUP BY customer_id");
                     for r in qb.build().fetch_all(&mut *tx).await? {
                         if r.try_get::<i64, _>("n")? as usize > max_shared {
                             crowded.insert(r.try_get("customer_id")?);
@@ -612,14 +630,11 @@ macro_rules! impl_store {
                         id_lists.iter().map(|l| l.to_vec()).collect();
                     let crowded_list: Vec<&String> = crowded.iter().collect();
                     for chunk in crowded_list.chunks(ROWS_PER_STATEMENT) {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "SELECT identities FROM interactions WHERE customer_id IN (",
+                        let mut qb = in_list(
+                            "SELECT identities FROM interactions WHERE customer_id IN",
+                            chunk.iter().map(|c| c.as_str()),
+                            "",
                         );
-                        let mut list = qb.separated(", ");
-                        for c in chunk {
-                            list.push_bind(c.as_str());
-                        }
-                        qb.push(")");
                         for r in qb.build().fetch_all(&mut *tx).await? {
                             let keys: String = r.try_get("identities")?;
                             let ids: Vec<Identity> = serde_json::from_str::<Vec<String>>(&keys)
@@ -726,17 +741,14 @@ macro_rules! impl_store {
                     want.dedup();
                     want.retain(|c| !facts.contains_key(c));
                     for chunk in want.chunks(ROWS_PER_STATEMENT) {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        let mut qb = in_list(
                             "SELECT c.id, c.display_name, EXISTS (SELECT 1 FROM identities i \
                              WHERE i.customer_id = c.id AND i.kind IN ('email', 'platform')) AS anchored, \
                              (SELECT COUNT(*) FROM identities i WHERE i.customer_id = c.id) AS n \
-                             FROM customers c WHERE c.id IN (",
+                             FROM customers c WHERE c.id IN",
+                            chunk.iter().map(|c| c.as_str()),
+                            "",
                         );
-                        let mut list = qb.separated(", ");
-                        for c in chunk {
-                            list.push_bind(c.as_str());
-                        }
-                        qb.push(")");
                         for r in qb.build().fetch_all(&mut *tx).await? {
                             facts.insert(
                                 r.try_get("id")?,
@@ -1486,15 +1498,12 @@ macro_rules! impl_store {
                 // a name on one customer suggests nothing, a common one nothing either.
                 let mut candidates: Vec<(String, usize)> = Vec::new();
                 for chunk in touched.chunks(ROWS_PER_STATEMENT) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    let mut qb = in_list(
                         "SELECT n.name_key, COUNT(DISTINCT i.customer_id) AS c FROM name_keys n \
-                         JOIN interactions i ON i.id = n.interaction_id WHERE n.name_key IN (",
+                         JOIN interactions i ON i.id = n.interaction_id WHERE n.name_key IN",
+                        chunk.iter().map(|k| k.as_str()),
+                        " GROUP BY n.name_key",
                     );
-                    let mut list = qb.separated(", ");
-                    for k in chunk {
-                        list.push_bind(k.as_str());
-                    }
-                    qb.push(") GROUP BY n.name_key");
                     for r in qb.build().fetch_all(&mut *tx).await? {
                         let c = r.try_get::<i64, _>("c")? as usize;
                         if (2..=weak::MAX_CUSTOMERS_PER_NAME).contains(&c) {
@@ -1534,17 +1543,14 @@ macro_rules! impl_store {
                 let counts: HashMap<String, usize> = candidates.iter().cloned().collect();
                 let mut by_key: BTreeMap<String, Vec<weak::Sighting>> = BTreeMap::new();
                 for chunk in candidates.chunks(ROWS_PER_STATEMENT) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    let mut qb = in_list(
                         "SELECT n.interaction_id, n.name_key, i.customer_id, i.identities, i.source, \
                          i.external_id, i.kind, i.author_name, i.location_id, i.occurred_at_ms \
                          FROM name_keys n JOIN interactions i ON i.id = n.interaction_id \
-                         WHERE i.customer_id IS NOT NULL AND n.name_key IN (",
+                         WHERE i.customer_id IS NOT NULL AND n.name_key IN",
+                        chunk.iter().map(|(k, _)| k.as_str()),
+                        " ORDER BY n.interaction_id",
                     );
-                    let mut list = qb.separated(", ");
-                    for (k, _) in chunk {
-                        list.push_bind(k.as_str());
-                    }
-                    qb.push(") ORDER BY n.interaction_id");
                     for r in qb.build().fetch_all(&mut *tx).await? {
                         let ids: String = r.try_get("identities")?;
                         let Some(identity) = serde_json::from_str::<Vec<String>>(&ids)
@@ -2178,15 +2184,12 @@ macro_rules! impl_store {
                     .fetch_all(&mut *tx)
                     .await?;
                     for chunk in gone.chunks(ROWS_PER_STATEMENT) {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        let mut qb = in_list(
                             "DELETE FROM crm_outbox WHERE entity = 'interaction' AND op = 'upsert' \
-                             AND entity_key IN (",
+                             AND entity_key IN",
+                            chunk.iter().map(|g| g.to_string()),
+                            "",
                         );
-                        let mut list = qb.separated(", ");
-                        for g in chunk {
-                            list.push_bind(g.to_string());
-                        }
-                        qb.push(")");
                         qb.build().execute(&mut *tx).await?;
                     }
                     sqlx::query(
@@ -2967,13 +2970,11 @@ macro_rules! impl_store {
                     .collect();
                 let mut interactions: HashMap<i64, StoredInteraction> = HashMap::new();
                 for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-                    let mut qb =
-                        sqlx::QueryBuilder::<$db>::new(format!("{SELECT_INTERACTION} WHERE id IN ("));
-                    let mut list = qb.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    qb.push(")");
+                    let mut qb = in_list(
+                        format!("{SELECT_INTERACTION} WHERE id IN"),
+                        chunk.iter().copied(),
+                        "",
+                    );
                     for row in qb.build().fetch_all(&mut *tx).await? {
                         let i = row_to_interaction(&row)?;
                         interactions.insert(i.id, i);
