@@ -485,6 +485,10 @@ enum BenchCommand {
         /// the figures move around the one setting.
         #[arg(long)]
         penalty_ln_n: Option<f64>,
+        /// Also score an oracle told the true number of changes per store, placing them at
+        /// the exact optimum of the offline stars cost: the bound on localisation.
+        #[arg(long)]
+        oracle: bool,
     },
     /// Generate a Zendesk-style export and import it into a fresh SQLite database.
     Import {
@@ -1155,6 +1159,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     no_throughput,
                     verbose,
                     penalty_ln_n,
+                    oracle,
                 },
         } => {
             let options = tideline::bench::detect::BenchOptions {
@@ -1165,6 +1170,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 throughput: !no_throughput,
                 verbose,
                 penalty_ln_n,
+                oracle,
             };
             tideline::bench::detect::report(&options, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)

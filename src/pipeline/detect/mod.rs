@@ -289,8 +289,8 @@ fn shares_distance(kind: Kind, a: &[f64], b: &[f64]) -> f64 {
     0.5 * sa.iter().zip(&sb).map(|(x, y)| (x - y).abs()).sum::<f64>()
 }
 
-/// The cost a kind's offline search uses, and the penalty multiplier that goes with it.
-fn offline_cost(kind: Kind, values: &[f64]) -> Option<Cost> {
+/// The cost a kind's offline search uses (None for a constant real series).
+pub fn offline_cost(kind: Kind, values: &[f64]) -> Option<Cost> {
     Some(match kind {
         Kind::Real => {
             let m = mean(values);
