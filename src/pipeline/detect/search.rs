@@ -109,19 +109,17 @@ pub fn optimal_k(cost: &Cost, k: usize, min_len: usize) -> Vec<usize> {
     // best[j][t]: the least cost of [0, t) cut into j + 1 segments; from[j][t]: its last cut.
     let mut best = vec![vec![f64::INFINITY; n + 1]; k + 1];
     let mut from = vec![vec![0usize; n + 1]; k + 1];
-    for t in m..=n {
-        best[0][t] = cost.segment(0, t);
+    for (t, b) in best[0].iter_mut().enumerate().skip(m) {
+        *b = cost.segment(0, t);
     }
     for j in 1..=k {
         for t in (j + 1) * m..=n {
-            let (mut f, mut arg) = (f64::INFINITY, 0);
-            for s in j * m..=t - m {
-                let v = best[j - 1][s] + cost.segment(s, t);
-                if v < f {
-                    f = v;
-                    arg = s;
-                }
-            }
+            let (f, arg) = (j * m..=t - m)
+                .map(|s| (best[j - 1][s] + cost.segment(s, t), s))
+                .fold(
+                    (f64::INFINITY, 0),
+                    |acc, x| if x.0 < acc.0 { x } else { acc },
+                );
             best[j][t] = f;
             from[j][t] = arg;
         }
