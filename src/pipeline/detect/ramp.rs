@@ -20,6 +20,9 @@ pub struct Ramp {
     pub rss: f64,
 }
 
+/// Grid points a side of the coarse search for a ramp's ends.
+const GRID: usize = 48;
+
 /// Prefix sums over one window, positions relative to its start.
 struct Window {
     x: Vec<f64>,
@@ -129,14 +132,33 @@ fn ramp_around(values: &[f64], a: usize, c: usize, b: usize, q: &Search) -> Opti
     let lo = cl.saturating_sub(reach).max(m);
     let hi = (cl + reach).min(n - m);
     let min_ramp = 2 * m + 1;
-    let mut best: Option<(f64, usize, usize)> = None;
-    for s in lo..=cl.min(hi) {
-        for e in (s + min_ramp).max(cl)..=hi {
-            let r = w.rss(s, e);
-            if best.is_none_or(|(v, _, _)| r < v) {
-                best = Some((r, s, e));
+    // Ends on a grid of about GRID points a side, then every position within a grid step
+    // of the best pair: the fit is smooth in the ends, and the whole search stays linear.
+    let g = (hi - lo).div_ceil(GRID).max(1);
+    let scan = |s_range: std::ops::RangeInclusive<usize>,
+                e_range: std::ops::RangeInclusive<usize>,
+                step: usize,
+                best: &mut Option<(f64, usize, usize)>| {
+        for s in s_range.step_by(step) {
+            let from = (s + min_ramp).max(cl).max(*e_range.start());
+            for e in (from..=*e_range.end()).step_by(step) {
+                let r = w.rss(s, e);
+                if best.is_none_or(|(v, _, _)| r < v) {
+                    *best = Some((r, s, e));
+                }
             }
         }
+    };
+    let mut best = None;
+    scan(lo..=cl.min(hi), cl..=hi, g, &mut best);
+    if g > 1 {
+        let (_, s0, e0) = best?;
+        scan(
+            s0.saturating_sub(g).max(lo)..=(s0 + g).min(cl).min(hi),
+            e0.saturating_sub(g).max(cl)..=(e0 + g).min(hi),
+            1,
+            &mut best,
+        );
     }
     let (r, s, e) = best?;
     let gain = (step - r) / variance;
