@@ -485,6 +485,10 @@ enum BenchCommand {
         /// the figures move around the one setting.
         #[arg(long)]
         penalty_ln_n: Option<f64>,
+        /// Also score an oracle told the true number of changes per store, placing them at
+        /// the exact optimum of the offline stars cost: the bound on localisation.
+        #[arg(long)]
+        oracle: bool,
     },
     /// Generate a Zendesk-style export and import it into a fresh SQLite database.
     Import {
@@ -1169,6 +1173,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     no_throughput,
                     verbose,
                     penalty_ln_n,
+                    oracle,
                 },
         } => {
             let options = tideline::bench::detect::BenchOptions {
@@ -1179,6 +1184,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 throughput: !no_throughput,
                 verbose,
                 penalty_ln_n,
+                oracle,
             };
             tideline::bench::detect::report(&options, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)

@@ -493,6 +493,36 @@ pub fn synthetic(
     s
 }
 
+/// The bound on localisation: per store, the exact optimum of the offline stars cost
+/// with the true number of changes (`k_drift` for a drift, whose planted change is a ramp),
+/// scored as the detector is. What it misses is lost to where the cost places a change,
+/// not to whether a change is found. Per scenario F1, and the overall F1.
+pub fn oracle(stores: &[Stream], k_drift: usize) -> (f64, BTreeMap<&'static str, f64>) {
+    let mut by: BTreeMap<&'static str, (usize, f64)> = BTreeMap::new();
+    let mut total = 0.0;
+    for st in stores {
+        let values: Vec<f64> = st.stars.iter().map(|p| p.value).collect();
+        let k = if st.scenario == Scenario::DriftDown {
+            k_drift
+        } else {
+            st.changes.len()
+        };
+        let pred = detect::offline_cost(Kind::Stars, &values)
+            .map(|c| detect::search::optimal_k(&c, k, Settings::default().min_len))
+            .unwrap_or_default();
+        let f1 = metrics::f1(&st.annotations, &pred, values.len(), true);
+        total += f1;
+        let e = by.entry(st.scenario.as_str()).or_default();
+        e.0 += 1;
+        e.1 += f1;
+    }
+    let per = by
+        .into_iter()
+        .map(|(k, (c, f))| (k, f / c.max(1) as f64))
+        .collect();
+    (total / stores.len().max(1) as f64, per)
+}
+
 /// Generated stores for the given seeds.
 pub fn stores(seeds: &[u64], per_scenario: usize) -> Vec<Stream> {
     seeds
@@ -651,6 +681,8 @@ pub struct BenchOptions {
     pub verbose: bool,
     /// Overrides the default penalty, to show how flat the results are around it.
     pub penalty_ln_n: Option<f64>,
+    /// Also score the oracle told the true number of changes (see [`oracle`]).
+    pub oracle: bool,
 }
 
 /// Runs the benchmark and prints its figures to `out`.
@@ -735,6 +767,18 @@ pub fn report(o: &BenchOptions, out: &mut impl std::io::Write) -> Result<(), Det
             sizes.iter().max().unwrap_or(&0)
         )
         .map_err(io)?;
+        if o.oracle {
+            for k_drift in [1, 2, 3] {
+                let (f, per) = oracle(&all, k_drift);
+                let per: Vec<String> = per.iter().map(|(k, f)| format!("{k} {f:.3}")).collect();
+                writeln!(
+                    out,
+                    "oracle stars (exact optimum of the offline cost, true number of changes; {k_drift} on a drift): F1 {f:.3}\n    per scenario F1: {}",
+                    per.join(", ")
+                )
+                .map_err(io)?;
+            }
+        }
         for (channel, mode) in [
             (Channel::Stars, Mode::Offline),
             (Channel::Sentiment, Mode::Offline),

@@ -96,6 +96,44 @@ fn pelt_with(
     out
 }
 
+/// The exact optimum of `sum(cost(segment))` over segmentations with exactly `k` changes
+/// and segments of at least `min_len` observations (dynamic programming, O(k n²)): what a
+/// detector told the true number of changes would place. The benchmark's oracle, not a
+/// detector; empty when `k` changes do not fit.
+pub fn optimal_k(cost: &Cost, k: usize, min_len: usize) -> Vec<usize> {
+    let n = cost.len();
+    let m = min_len.max(1);
+    if k == 0 || n < (k + 1) * m {
+        return Vec::new();
+    }
+    // best[j][t]: the least cost of [0, t) cut into j + 1 segments; from[j][t]: its last cut.
+    let mut best = vec![vec![f64::INFINITY; n + 1]; k + 1];
+    let mut from = vec![vec![0usize; n + 1]; k + 1];
+    for (t, b) in best[0].iter_mut().enumerate().skip(m) {
+        *b = cost.segment(0, t);
+    }
+    for j in 1..=k {
+        for t in (j + 1) * m..=n {
+            let (f, arg) = (j * m..=t - m)
+                .map(|s| (best[j - 1][s] + cost.segment(s, t), s))
+                .fold(
+                    (f64::INFINITY, 0),
+                    |acc, x| if x.0 < acc.0 { x } else { acc },
+                );
+            best[j][t] = f;
+            from[j][t] = arg;
+        }
+    }
+    let mut out = Vec::with_capacity(k);
+    let mut t = n;
+    for j in (1..=k).rev() {
+        t = from[j][t];
+        out.push(t);
+    }
+    out.reverse();
+    out
+}
+
 /// Binary segmentation: split where the cost drops most while the drop exceeds the
 /// penalty, then recurse into both halves. O(n log n); not exact, so it serves as a
 /// second opinion beside PELT.
@@ -179,6 +217,13 @@ mod tests {
         assert_eq!(cps, vec![100, 180]);
         assert!((total(&cost, &cps, pen) - brute_force(&cost, pen, 5)).abs() < 1e-6);
         assert_eq!(binary_segmentation(&cost, pen, 5), vec![100, 180]);
+        // Told there are two changes, the exact search finds the same two.
+        assert_eq!(optimal_k(&cost, 2, 5), vec![100, 180]);
+        let one = optimal_k(&cost, 1, 5);
+        let best_one = (5..=295)
+            .map(|c| cost.segment(0, c) + cost.segment(c, 300))
+            .fold(f64::INFINITY, f64::min);
+        assert!((cost.segment(0, one[0]) + cost.segment(one[0], 300) - best_one).abs() < 1e-9);
     }
 
     #[test]
