@@ -103,7 +103,42 @@ async fn erasure_leaves_nothing_and_reimports_nothing(db: TestDb) {
     // The person seen in the most sources, and everything that identifies them.
     let busiest = s.busiest_customers(1).await.unwrap();
     let cid = busiest[0].customer_id.clone();
+    // An operator linked one of their reviews that was signed with a display name only:
+    // it is erased with them, and its anchor keeps it out of the re-import.
+    let reviews = s
+        .interactions_page(&tideline::store::InteractionFilter {
+            limit: 1000,
+            kind: Some("review".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let named_only = reviews
+        .iter()
+        .find(|i| {
+            i.customer_id.as_deref() != Some(cid.as_str())
+                && i.interaction
+                    .text
+                    .as_ref()
+                    .is_some_and(|t| t.chars().count() >= 25)
+                && i.interaction
+                    .identities
+                    .iter()
+                    .any(|x| x.kind == tideline::model::IdentityKind::Item)
+        })
+        .expect("the demo has reviews signed with a name only");
+    let anchor = named_only
+        .interaction
+        .identities
+        .iter()
+        .find(|x| x.kind == tideline::model::IdentityKind::Item)
+        .unwrap()
+        .clone();
+    let own = s.customer(&cid).await.unwrap().unwrap();
+    let (_, into) = s.link(&anchor, &own.identities[0]).await.unwrap().unwrap();
+    let cid = into;
     let customer = s.customer(&cid).await.unwrap().unwrap();
+    assert!(customer.identities.contains(&anchor));
     let timeline = s.timeline(&cid).await.unwrap();
     assert!(timeline.len() >= 3 && customer.identities.len() >= 2);
     let mut needles: Vec<String> = customer
