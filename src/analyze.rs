@@ -500,12 +500,9 @@ pub async fn analyze(
                 write.rebuilt.push(name.clone());
                 report.rebuilt += 1;
             }
-            let lookup = |id: i64| {
-                by_id
-                    .get(&id)
-                    .copied()
-                    .or_else(|| history.iter().find(|i| i.id == id))
-            };
+            let history_by_id: HashMap<i64, &StoredInteraction> =
+                history.iter().map(|i| (i.id, i)).collect();
+            let lookup = |id: i64| by_id.get(&id).or_else(|| history_by_id.get(&id)).copied();
             feed(
                 Feed {
                     store,

@@ -159,17 +159,12 @@ pub async fn report(
             business_hours: settings.business_hours,
         })
         .await?;
-    let mut by_location: std::collections::HashMap<Option<&str>, Vec<&IndicatorRow>> =
-        std::collections::HashMap::new();
     let split = planned.iter().any(|t| t.id.is_some());
-    if split {
-        for r in &all_rows {
-            by_location
-                .entry(r.location_id.as_deref())
-                .or_default()
-                .push(r);
-        }
-    }
+    let by_location = if split {
+        super::group_by_location(&all_rows, |r| r.location_id.as_deref())
+    } else {
+        Default::default()
+    };
     let mut groups = Vec::new();
     for Target {
         loc,

@@ -16,6 +16,19 @@ pub mod timeline;
 use chrono::{DateTime, Utc};
 
 /// UTC milliseconds as RFC 3339 (`2026-03-04T13:22:10Z`).
+/// Rows grouped by their location, for outputs that read every location in one pass and
+/// then hand each group its own rows.
+pub(crate) fn group_by_location<R>(
+    rows: &[R],
+    location: fn(&R) -> Option<&str>,
+) -> std::collections::HashMap<Option<&str>, Vec<&R>> {
+    let mut out: std::collections::HashMap<Option<&str>, Vec<&R>> = Default::default();
+    for r in rows {
+        out.entry(location(r)).or_default().push(r);
+    }
+    out
+}
+
 pub fn rfc3339(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))

@@ -626,8 +626,9 @@ macro_rules! impl_store {
                 let shared = if crowded.is_empty() {
                     identify::shared_identities(&id_lists, &known, max_shared, &exempt)
                 } else {
-                    let mut lists: Vec<Vec<Identity>> =
-                        id_lists.iter().map(|l| l.to_vec()).collect();
+                    // The batch's lists borrowed, the history's owned.
+                    let mut lists: Vec<std::borrow::Cow<[Identity]>> =
+                        id_lists.iter().map(|l| std::borrow::Cow::Borrowed(*l)).collect();
                     let crowded_list: Vec<&String> = crowded.iter().collect();
                     for chunk in crowded_list.chunks(ROWS_PER_STATEMENT) {
                         let mut qb = in_list(
@@ -644,7 +645,7 @@ macro_rules! impl_store {
                                 .filter(|i| !auto_blocked.contains(i))
                                 .collect();
                             if ids.len() > 1 {
-                                lists.push(ids);
+                                lists.push(std::borrow::Cow::Owned(ids));
                             }
                         }
                     }
@@ -2349,6 +2350,7 @@ macro_rules! impl_store {
             }
 
             async fn link(&self, a: &Identity, b: &Identity) -> Result<Option<(String, String)>> {
+                let now = now_ms();
                 let mut tx = self.begin_write().await?;
                 let mut ids = Vec::new();
                 for x in [a, b] {
@@ -2383,12 +2385,12 @@ macro_rules! impl_store {
                 .bind(&from)
                 .bind(&into)
                 .bind(format!("{} <-> {}", a.key(), b.key()))
-                .bind(now_ms())
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                mark_stale(&mut *tx, &[&from, &into], now_ms()).await?;
+                mark_stale(&mut *tx, &[&from, &into], now).await?;
                 if !crm_sinks(&mut *tx).await?.is_empty() {
-                    crm_requeue_customer(&mut *tx, &into, now_ms()).await?;
+                    crm_requeue_customer(&mut *tx, &into, now).await?;
                 }
                 for (x, y) in [(a, b), (b, a)] {
                     sqlx::query(

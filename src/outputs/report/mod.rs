@@ -174,15 +174,11 @@ pub async fn build(
         store.report_rows(single, from_ms, until_ms).await?
     };
     let split = metrics.groups.iter().any(|g| g.location_id.is_some());
-    let mut by_location: HashMap<Option<&str>, Vec<&ReportRow>> = HashMap::new();
-    if split {
-        for r in &all_rows {
-            by_location
-                .entry(r.location_id.as_deref())
-                .or_default()
-                .push(r);
-        }
-    }
+    let by_location = if split {
+        super::group_by_location(&all_rows, |r| r.location_id.as_deref())
+    } else {
+        HashMap::new()
+    };
     let mut out = Vec::new();
     for (group, (lo, cur_lo, cur_hi)) in metrics.groups.into_iter().zip(bounds) {
         let in_window = |r: &&ReportRow| r.occurred_at_ms >= lo && r.occurred_at_ms < cur_hi;

@@ -35,7 +35,7 @@ impl Cost {
 
     pub fn len(&self) -> usize {
         match self {
-            Cost::Linear(s) => s.x.len() - 1,
+            Cost::Linear(s) => s.sums.len(),
             Cost::Mean(s) => s.x.len() - 1,
             Cost::Categorical(s) => s.counts.len() / s.k - 1,
             Cost::Sum(parts) => parts.first().map_or(0, Cost::len),
@@ -104,13 +104,57 @@ impl MeanSums {
     }
 }
 
+/// Prefix sums of a series against its positions (x, x², i, i², i·x), from which the
+/// least-squares fit of any line or ramp over any stretch costs O(1).
+#[derive(Debug, Clone)]
+pub(super) struct PositionSums {
+    pub(super) x: Vec<f64>,
+    pub(super) xx: Vec<f64>,
+    pub(super) i: Vec<f64>,
+    pub(super) ii: Vec<f64>,
+    pub(super) ix: Vec<f64>,
+}
+
+impl PositionSums {
+    pub(super) fn new(values: &[f64]) -> Self {
+        let n = values.len() + 1;
+        let mut s = Self {
+            x: Vec::with_capacity(n),
+            xx: Vec::with_capacity(n),
+            i: Vec::with_capacity(n),
+            ii: Vec::with_capacity(n),
+            ix: Vec::with_capacity(n),
+        };
+        let (mut x, mut xx, mut i, mut ii, mut ix) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        for v in [&mut s.x, &mut s.xx, &mut s.i, &mut s.ii, &mut s.ix] {
+            v.push(0.0);
+        }
+        for (k, &v) in values.iter().enumerate() {
+            let p = k as f64;
+            x += v;
+            xx += v * v;
+            i += p;
+            ii += p * p;
+            ix += p * v;
+            s.x.push(x);
+            s.xx.push(xx);
+            s.i.push(i);
+            s.ii.push(ii);
+            s.ix.push(ix);
+        }
+        s
+    }
+
+    /// How many values the sums cover.
+    #[inline]
+    pub(super) fn len(&self) -> usize {
+        self.x.len() - 1
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LinearSums {
-    x: Vec<f64>,
-    xx: Vec<f64>,
-    t: Vec<f64>,
-    tt: Vec<f64>,
-    tx: Vec<f64>,
+    sums: PositionSums,
     inv_var: f64,
 }
 
@@ -118,43 +162,21 @@ impl LinearSums {
     /// The regressor is the observation's position, not its time: change points are
     /// positions, and the benchmark series are equally spaced.
     pub fn new(values: &[f64], scale: f64) -> Self {
-        let n = values.len() + 1;
-        let mut s = Self {
-            x: Vec::with_capacity(n),
-            xx: Vec::with_capacity(n),
-            t: Vec::with_capacity(n),
-            tt: Vec::with_capacity(n),
-            tx: Vec::with_capacity(n),
+        Self {
+            sums: PositionSums::new(values),
             inv_var: 1.0 / (scale * scale).max(1e-12),
-        };
-        let (mut x, mut xx, mut t, mut tt, mut tx) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for v in [&mut s.x, &mut s.xx, &mut s.t, &mut s.tt, &mut s.tx] {
-            v.push(0.0);
         }
-        for (i, &v) in values.iter().enumerate() {
-            let p = i as f64;
-            x += v;
-            xx += v * v;
-            t += p;
-            tt += p * p;
-            tx += p * v;
-            s.x.push(x);
-            s.xx.push(xx);
-            s.t.push(t);
-            s.tt.push(tt);
-            s.tx.push(tx);
-        }
-        s
     }
 
     #[inline]
     fn cost(&self, a: usize, b: usize) -> f64 {
+        let p = &self.sums;
         let m = (b - a) as f64;
-        let sx = self.x[b] - self.x[a];
-        let st = self.t[b] - self.t[a];
-        let vtt = (self.tt[b] - self.tt[a]) - st * st / m;
-        let vtx = (self.tx[b] - self.tx[a]) - st * sx / m;
-        let vxx = (self.xx[b] - self.xx[a]) - sx * sx / m;
+        let sx = p.x[b] - p.x[a];
+        let st = p.i[b] - p.i[a];
+        let vtt = (p.ii[b] - p.ii[a]) - st * st / m;
+        let vtx = (p.ix[b] - p.ix[a]) - st * sx / m;
+        let vxx = (p.xx[b] - p.xx[a]) - sx * sx / m;
         let rss = if vtt > 1e-9 {
             vxx - vtx * vtx / vtt
         } else {

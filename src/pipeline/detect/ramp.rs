@@ -23,75 +23,34 @@ pub struct Ramp {
 /// Grid points a side of the coarse search for a ramp's ends.
 const GRID: usize = 48;
 
-/// Prefix sums over one window, positions relative to its start.
-struct Window {
-    x: Vec<f64>,
-    xx: Vec<f64>,
-    i: Vec<f64>,
-    ii: Vec<f64>,
-    ix: Vec<f64>,
-}
+/// The prefix sums of one window, positions relative to its start.
+type Window = super::cost::PositionSums;
 
-impl Window {
-    fn new(values: &[f64]) -> Self {
-        let n = values.len() + 1;
-        let mut w = Window {
-            x: Vec::with_capacity(n),
-            xx: Vec::with_capacity(n),
-            i: Vec::with_capacity(n),
-            ii: Vec::with_capacity(n),
-            ix: Vec::with_capacity(n),
-        };
-        let (mut x, mut xx, mut i, mut ii, mut ix) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for v in [&mut w.x, &mut w.xx, &mut w.i, &mut w.ii, &mut w.ix] {
-            v.push(0.0);
-        }
-        for (k, &v) in values.iter().enumerate() {
-            let p = k as f64;
-            x += v;
-            xx += v * v;
-            i += p;
-            ii += p * p;
-            ix += p * v;
-            w.x.push(x);
-            w.xx.push(xx);
-            w.i.push(i);
-            w.ii.push(ii);
-            w.ix.push(ix);
-        }
-        w
+/// Residual sum of squares of `x ~ level + delta * w` over the whole window, where
+/// `w` is 0 before `s`, rises linearly to 1 at `e` and stays 1 from `e` on (`s < e`;
+/// `e = s + 1` is a step at `e`).
+fn rss(p: &Window, s: usize, e: usize) -> f64 {
+    let n = p.len();
+    let nf = n as f64;
+    let l = (e - s) as f64;
+    let sf = s as f64;
+    // The ramp part [s, e): w = (i - s) / l.
+    let ri = p.i[e] - p.i[s] - sf * l;
+    let rii = (p.ii[e] - p.ii[s]) - 2.0 * sf * (p.i[e] - p.i[s]) + sf * sf * l;
+    let rix = (p.ix[e] - p.ix[s]) - sf * (p.x[e] - p.x[s]);
+    // The plateau [e, n): w = 1.
+    let tail = (n - e) as f64;
+    let sw = ri / l + tail;
+    let sww = rii / (l * l) + tail;
+    let sxw = rix / l + (p.x[n] - p.x[e]);
+    let sx = p.x[n];
+    let vxx = p.xx[n] - sx * sx / nf;
+    let vww = sww - sw * sw / nf;
+    let vxw = sxw - sx * sw / nf;
+    if vww <= 1e-12 {
+        return vxx.max(0.0);
     }
-
-    fn len(&self) -> usize {
-        self.x.len() - 1
-    }
-
-    /// Residual sum of squares of `x ~ level + delta * w` over the whole window, where
-    /// `w` is 0 before `s`, rises linearly to 1 at `e` and stays 1 from `e` on (`s < e`;
-    /// `e = s + 1` is a step at `e`).
-    fn rss(&self, s: usize, e: usize) -> f64 {
-        let n = self.len();
-        let nf = n as f64;
-        let l = (e - s) as f64;
-        let sf = s as f64;
-        // The ramp part [s, e): w = (i - s) / l.
-        let ri = self.i[e] - self.i[s] - sf * l;
-        let rii = (self.ii[e] - self.ii[s]) - 2.0 * sf * (self.i[e] - self.i[s]) + sf * sf * l;
-        let rix = (self.ix[e] - self.ix[s]) - sf * (self.x[e] - self.x[s]);
-        // The plateau [e, n): w = 1.
-        let tail = (n - e) as f64;
-        let sw = ri / l + tail;
-        let sww = rii / (l * l) + tail;
-        let sxw = rix / l + (self.x[n] - self.x[e]);
-        let sx = self.x[n];
-        let vxx = self.xx[n] - sx * sx / nf;
-        let vww = sww - sw * sw / nf;
-        let vxw = sxw - sx * sw / nf;
-        if vww <= 1e-12 {
-            return vxx.max(0.0);
-        }
-        (vxx - vxw * vxw / vww).max(0.0)
-    }
+    (vxx - vxw * vxw / vww).max(0.0)
 }
 
 /// How a ramp is looked for around a change.
@@ -127,7 +86,7 @@ fn ramp_around(values: &[f64], a: usize, c: usize, b: usize, q: &Search) -> Opti
     let cl = c - a;
     // Best step anywhere in the window (flat parts at least m long).
     let step = (m..=n - m)
-        .map(|e| w.rss(e - 1, e))
+        .map(|e| rss(&w, e - 1, e))
         .fold(f64::INFINITY, f64::min);
     let lo = cl.saturating_sub(reach).max(m);
     let hi = (cl + reach).min(n - m);
@@ -142,7 +101,7 @@ fn ramp_around(values: &[f64], a: usize, c: usize, b: usize, q: &Search) -> Opti
         for s in s_range.step_by(step) {
             let from = (s + min_ramp).max(cl).max(*e_range.start());
             for e in (from..=*e_range.end()).step_by(step) {
-                let r = w.rss(s, e);
+                let r = rss(&w, s, e);
                 if best.is_none_or(|(v, _, _)| r < v) {
                     *best = Some((r, s, e));
                 }
@@ -206,13 +165,13 @@ mod tests {
         let mut x = vec![4.0; 30];
         x.extend(vec![3.0; 30]);
         let w = Window::new(&x);
-        assert!(w.rss(29, 30) < 1e-9);
-        assert!(w.rss(10, 30) > 1.0);
+        assert!(rss(&w, 29, 30) < 1e-9);
+        assert!(rss(&w, 10, 30) > 1.0);
         let ramp: Vec<f64> = (0..60)
             .map(|i| 4.0 - (f64::from(i) - 20.0).clamp(0.0, 20.0) / 20.0)
             .collect();
         let w = Window::new(&ramp);
-        assert!(w.rss(20, 40) < 1e-9, "{}", w.rss(20, 40));
+        assert!(rss(&w, 20, 40) < 1e-9, "{}", rss(&w, 20, 40));
     }
 
     #[test]

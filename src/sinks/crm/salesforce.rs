@@ -91,6 +91,22 @@ fn record_errors(r: &Value) -> (String, bool) {
     (crate::outputs::one_line(&text, 500), retry)
 }
 
+/// The verdict on one record Salesforce did not accept: a lock or a transient error is
+/// tried again, anything else parks the record.
+fn refused(r: &Value, what: &str) -> Verdict {
+    let (error, retry) = record_errors(r);
+    let error = format!("Salesforce refused the {what}: {error}");
+    if retry {
+        Verdict::Failed {
+            error,
+            counts: true,
+            uncertain: false,
+        }
+    } else {
+        Verdict::Refused(error)
+    }
+}
+
 impl Salesforce {
     pub fn new(http: Http, s: SalesforceSettings) -> Self {
         Self {
@@ -432,19 +448,7 @@ impl Target for Salesforce {
                         }
                         Verdict::Delivered(links)
                     }
-                    Some(r) => {
-                        let (error, retry) = record_errors(r);
-                        let error = format!("Salesforce refused the record: {error}");
-                        if retry {
-                            Verdict::Failed {
-                                error,
-                                counts: true,
-                                uncertain: false,
-                            }
-                        } else {
-                            Verdict::Refused(error)
-                        }
-                    }
+                    Some(r) => refused(r, "record"),
                     None => Verdict::Failed {
                         error: "Salesforce's answer did not list this record".into(),
                         counts: true,
@@ -503,16 +507,7 @@ impl Target for Salesforce {
                         if codes.iter().any(|c| GONE.contains(c)) {
                             done(&items[k])
                         } else {
-                            let (error, retry) = record_errors(r);
-                            if retry {
-                                Verdict::Failed {
-                                    error,
-                                    counts: true,
-                                    uncertain: false,
-                                }
-                            } else {
-                                Verdict::Refused(format!("Salesforce refused the delete: {error}"))
-                            }
+                            refused(r, "delete")
                         }
                     }
                     None => Verdict::Failed {
